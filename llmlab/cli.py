@@ -1,0 +1,166 @@
+"""The `llmlab` command line. Run `llmlab --help` or `llmlab COMMAND --help`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from llmlab import topics
+
+console = Console(highlight=False)
+
+
+def _topics(names):
+    try:
+        return topics.resolve_many(names)
+    except topics.UnknownTopic as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2)
+
+
+def cmd_list(args) -> int:
+    from llmlab import progress
+    progress.print_list(console, _topics(None))
+    return 0
+
+
+def cmd_grade(args) -> int:
+    from llmlab import grade
+    selected = _topics(args.topics)
+    report = grade.grade(selected, impl=args.impl, time_limit=args.time_limit, memory_mb=args.memory_mb,
+                         console=console, quiet=args.quiet)
+    grade.write_outputs(report, json_path=args.json, junit_path=args.junit)
+    grade.print_table(console, report)
+    if args.strict and report["score"] < report["max_score"]:
+        return 1
+    return 0
+
+
+def cmd_sync(args) -> int:
+    from llmlab import sync
+    try:
+        result = sync.sync(_topics(args.topics), check=args.check, force=args.force)
+    except sync.SyncError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 1
+    if args.check:
+        if result.drift:
+            console.print("[red]exercises/ is out of sync with solutions/:[/red]")
+            for line in result.drift:
+                console.print(f"  {line}")
+            console.print("Run `llmlab sync` to regenerate.")
+            return 1
+        console.print(f"exercises/ is in sync with solutions/ ({len(result.unchanged)} files).")
+        return 0
+    for path in result.written:
+        console.print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    for path in result.kept_edited:
+        console.print(f"[yellow]kept[/yellow] {path} (edited since it was generated; `--force` overwrites it)")
+    console.print(f"{len(result.written)} written, {len(result.unchanged)} unchanged, {len(result.kept_edited)} kept.")
+    return 0
+
+
+def cmd_fixtures(args) -> int:
+    from llmlab import reference
+    problems = []
+    for topic in _topics(args.topics):
+        try:
+            if args.check:
+                found = reference.check(topic)
+                problems.extend(found)
+                console.print(f"{topic.slug}: {'[red]differs[/red]' if found else 'ok'}")
+            else:
+                written = reference.write(topic)
+                console.print(f"{topic.slug}: wrote {len(written)} files")
+        except reference.ReferenceError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            return 1
+    for line in problems:
+        console.print(f"  {line}")
+    return 1 if problems else 0
+
+
+def cmd_mutants(args) -> int:
+    from llmlab import mutants
+    return mutants.main(_topics(args.topics), console, variants_only=args.variants, mutants_only=args.no_variants)
+
+
+def cmd_release(args) -> int:
+    from llmlab import release
+    try:
+        out = release.release(Path(args.out), force=args.force)
+    except release.ReleaseError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 1
+    console.print(f"student bundle written to {out}")
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from llmlab import doctor
+    return doctor.main(console)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llmlab",
+        description="Build modern LLMs from scratch: grade your work, and (for maintainers) keep the course in sync.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="topics and your progress on each")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("grade", help="grade topics (each in its own process) and print a score table")
+    p.add_argument("topics", nargs="*", help="topics to grade, e.g. 04_attention or 4 (default: all)")
+    p.add_argument("--impl", default="exercises",
+                   help="what to grade: exercises (default), solutions, or a folder holding NN_x/ folders")
+    p.add_argument("--json", metavar="F", help="write the report as JSON to F")
+    p.add_argument("--junit", metavar="F", help="write the report as JUnit XML to F")
+    p.add_argument("--strict", action="store_true", help="exit 1 unless every topic gets full marks")
+    p.add_argument("--time-limit", type=float, default=300, help="seconds per topic (default 300)")
+    p.add_argument("--memory-mb", type=int, default=6144, help="memory limit per topic in MB (default 6144)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("sync", help="regenerate exercises/ from solutions/ (maintainers)")
+    p.add_argument("topics", nargs="*")
+    p.add_argument("--check", action="store_true", help="fail if exercises/ differs from what solutions/ generates")
+    p.add_argument("--force", action="store_true", help="also overwrite exercise files that were edited")
+    p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("fixtures", help="regenerate reference/ from solutions/ (maintainers)")
+    p.add_argument("topics", nargs="*")
+    p.add_argument("--check", action="store_true", help="regenerate in memory and compare with reference/")
+    p.set_defaults(func=cmd_fixtures)
+
+    p = sub.add_parser("mutants", help="prove the graders catch every catalogued mistake and accept correct variants")
+    p.add_argument("topics", nargs="*")
+    p.add_argument("--variants", action="store_true", help="only the correct variants")
+    p.add_argument("--no-variants", action="store_true", help="only the mutants")
+    p.set_defaults(func=cmd_mutants)
+
+    p = sub.add_parser("release", help="write the student bundle (no solutions, no hidden tests) to OUT")
+    p.add_argument("out")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.set_defaults(func=cmd_release)
+
+    p = sub.add_parser("doctor", help="check the environment and say how to fix each problem")
+    p.set_defaults(func=cmd_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

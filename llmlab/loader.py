@@ -1,0 +1,119 @@
+"""Load a topic's implementation by path: from exercises/, solutions/ or any folder.
+
+Topic folders start with a digit, so they are never imported by dotted name. Every `*.py`
+file of the folder (except tests and conftest) is executed as its own module, and the
+public names of all of them are offered through one `Implementation` object: graders
+write `impl.softmax(x)` whatever file `softmax` lives in.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from llmlab import paths
+from llmlab.topics import Topic
+
+
+class ImplementationError(Exception):
+    """The implementation folder cannot be used (missing, or a file fails to import)."""
+
+
+def impl_folder(topic: Topic, impl: str | Path = "exercises") -> Path:
+    """Map `exercises`, `solutions` or a PATH to the folder that holds the topic's files.
+
+    A PATH may be the topic folder itself or a folder that contains `NN_slug/`.
+    """
+    if str(impl) == "exercises":
+        return topic.exercises
+    if str(impl) == "solutions":
+        return topic.solutions
+    path = Path(impl).expanduser()
+    if not path.is_absolute():
+        path = (Path.cwd() / path).resolve()
+    if (path / topic.slug).is_dir():
+        return path / topic.slug
+    return path
+
+
+def module_files(folder: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in folder.glob("*.py")
+        if not p.name.startswith("test_") and p.name != "conftest.py" and not p.name.startswith("_")
+    )
+
+
+class Implementation:
+    """The public names of a topic's modules, with errors that say what to do."""
+
+    def __init__(self, topic: Topic, folder: Path, modules: dict[str, ModuleType]):
+        self._topic = topic
+        self._folder = folder
+        self._modules = modules
+
+    @property
+    def folder(self) -> Path:
+        return self._folder
+
+    @property
+    def modules(self) -> dict[str, ModuleType]:
+        return dict(self._modules)
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        for module in self._modules.values():
+            if hasattr(module, name):
+                return getattr(module, name)
+        files = ", ".join(f"{m}.py" for m in self._modules) or "no .py files"
+        raise AttributeError(
+            f"{self._topic.slug}: `{name}` is not defined in {_show(self._folder)} ({files}). "
+            f"Keep the names and signatures of the skeleton: graders call `{name}`."
+        )
+
+    def __repr__(self) -> str:
+        return f"<Implementation {self._topic.slug} from {_show(self._folder)}>"
+
+
+def _show(path: Path) -> str:
+    try:
+        return str(path.relative_to(paths.root()))
+    except ValueError:
+        return str(path)
+
+
+def load(topic: Topic, impl: str | Path = "exercises") -> Implementation:
+    folder = impl_folder(topic, impl)
+    if not folder.is_dir():
+        raise ImplementationError(
+            f"{topic.slug}: implementation folder {_show(folder)} does not exist. "
+            f"Pass --impl exercises, --impl solutions, or a folder that holds {topic.slug}/."
+        )
+    files = module_files(folder)
+    if not files:
+        raise ImplementationError(f"{topic.slug}: no .py files in {_show(folder)}.")
+    modules: dict[str, ModuleType] = {}
+    tag = abs(hash(str(folder.resolve()))) % 10**8
+    for path in files:
+        name = f"llmlab_impl_{topic.slug}_{tag}_{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except NotImplementedError:
+            raise
+        except Exception as exc:  # report which file broke and how, not a deep traceback
+            del sys.modules[name]
+            line = ""
+            if isinstance(exc, SyntaxError) and exc.lineno:
+                line = f", line {exc.lineno}"
+            raise ImplementationError(
+                f"{topic.slug}: importing {_show(path)} failed{line}: "
+                f"{type(exc).__name__}: {exc}. Fix this error first; no test of the topic can run until the file imports."
+            ) from exc
+        modules[path.stem] = module
+    return Implementation(topic, folder, modules)

@@ -1,0 +1,220 @@
+"""The pytest side of the harness (registered by the repository's root conftest.py).
+
+- `--impl exercises|solutions|PATH` chooses the implementation under test; by default a
+  test collected from `exercises/NN_x/` (the topic's pytest entry) grades that folder, and a
+  test collected from `graders/NN_x/` grades `exercises/NN_x/`.
+- the `impl` fixture hands graders the loaded implementation (see llmlab.loader).
+- markers: `points(n)`, `hidden`, `slow` (skipped unless --runslow).
+- failures of known kinds (a failed check, a TODO not done, a file that does not import)
+  are reported as one clear message instead of a traceback into grader code.
+- `--llmlab-report FILE` writes per-test outcomes as JSON; `--llmlab-collect FILE` writes
+  the collected tests with their points (used by `llmlab grade`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import traceback
+from pathlib import Path
+
+import pytest
+
+from llmlab import loader, paths, topics
+from llmlab.check import GradingFailure
+
+_TOPIC_DIR = re.compile(r"^\d\d_[a-z0-9_]+$")
+_RESULTS = pytest.StashKey[dict]()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("llmlab")
+    group.addoption("--impl", default=None,
+                    help="implementation to grade: exercises (default), solutions, or a folder")
+    group.addoption("--runslow", action="store_true", help="also run tests marked slow")
+    group.addoption("--llmlab-report", default=None, help="write per-test outcomes as JSON to this file")
+    group.addoption("--llmlab-collect", default=None, help="write collected tests and points as JSON to this file")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "points(n): points this test is worth when it passes")
+    config.addinivalue_line("markers", "hidden: instructor-only test, left out of student bundles")
+    config.addinivalue_line("markers", "slow: long experiment; runs only with --runslow")
+    config.stash[_RESULTS] = {}
+    try:
+        from hypothesis import HealthCheck, settings
+
+        # Deterministic examples: a submission gets the same verdict on every run. No
+        # deadline: student code may be slow without being wrong.
+        settings.register_profile(
+            "llmlab", derandomize=True, deadline=None, database=None, max_examples=40,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        )
+        settings.load_profile("llmlab")
+    except ImportError:  # hypothesis is a dependency; tolerate its absence outside graders
+        pass
+
+
+def topic_of(path: Path) -> topics.Topic | None:
+    for part in reversed(Path(path).resolve().parts):
+        if _TOPIC_DIR.match(part):
+            return topics.Topic(part)
+    return None
+
+
+def impl_folder_for(config, collected_file: Path) -> tuple[topics.Topic, Path]:
+    topic = topic_of(collected_file)
+    if topic is None:
+        raise pytest.UsageError(f"cannot tell which topic {collected_file} belongs to")
+    chosen = config.getoption("--impl")
+    if chosen:
+        return topic, loader.impl_folder(topic, chosen)
+    folder = Path(collected_file).resolve().parent
+    if folder == topic.graders.resolve():
+        return topic, topic.exercises
+    return topic, folder
+
+
+_IMPL_CACHE: dict[Path, loader.Implementation] = {}
+
+
+@pytest.fixture
+def impl(request) -> loader.Implementation:
+    """The implementation under test (loaded once per folder and session)."""
+    topic, folder = impl_folder_for(request.config, Path(str(request.node.path)))
+    key = folder.resolve()
+    if key not in _IMPL_CACHE:
+        _IMPL_CACHE[key] = loader.load(topic, folder)
+    return _IMPL_CACHE[key]
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow experiment: run with --runslow (llmlab grade runs it)")
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(skip)
+
+
+def points_of(item) -> float:
+    mark = item.get_closest_marker("points")
+    return float(mark.args[0]) if mark and mark.args else 0.0
+
+
+def pytest_collection_finish(session):
+    target = session.config.getoption("--llmlab-collect")
+    if not target:
+        return
+    tests = []
+    for item in session.items:
+        topic = topic_of(Path(str(item.path)))
+        tests.append({
+            "id": item.nodeid,
+            "topic": topic.slug if topic else None,
+            "points": points_of(item),
+            "hidden": item.get_closest_marker("hidden") is not None,
+            "slow": item.get_closest_marker("slow") is not None,
+        })
+    Path(target).write_text(json.dumps(tests, indent=1))
+
+
+# ---------------------------------------------------------------- failure messages
+
+def _location_in(tb, folder: Path | None) -> str:
+    """'file.py:LINE' of the last traceback frame inside the implementation folder."""
+    if folder is None:
+        return ""
+    last = ""
+    for frame in traceback.extract_tb(tb):
+        try:
+            rel = Path(frame.filename).resolve().relative_to(folder.resolve())
+        except ValueError:
+            continue
+        shown = Path(frame.filename).resolve()
+        try:
+            shown = shown.relative_to(paths.root())
+        except ValueError:
+            pass
+        last = f"{shown}:{frame.lineno}"
+        del rel
+    return last
+
+
+def explain(excinfo, folder: Path | None) -> tuple[str, str | None]:
+    """(message for the report, replacement longrepr or None to keep pytest's)."""
+    exc = excinfo.value
+    where = _location_in(excinfo.tb, folder)
+    at = f" (at {where})" if where else ""
+    if isinstance(exc, GradingFailure):
+        return str(exc), str(exc)
+    if isinstance(exc, NotImplementedError):
+        msg = f"NotImplementedError: {exc}{at}"
+        return msg, msg + "\nThis unit is still a TODO: write it, then run the tests again."
+    if isinstance(exc, loader.ImplementationError):
+        return str(exc), str(exc)
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    if type(exc).__name__ == "Failed" and first.startswith("Timeout"):
+        return f"Timeout: the test ran past its time limit{at}. Look for an infinite loop or a very slow algorithm.", None
+    return f"{type(exc).__name__}: {first}{at}", None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if call.excinfo is None or not rep.failed:
+        _record(item, rep, None)
+        return
+    folder = None
+    try:
+        folder = impl_folder_for(item.config, Path(str(item.path)))[1]
+    except pytest.UsageError:
+        pass
+    message, longrepr = explain(call.excinfo, folder)
+    if longrepr is not None:
+        rep.longrepr = longrepr
+    _record(item, rep, message, call.excinfo.value)
+
+
+def _record(item, rep, message, exc=None):
+    results = item.config.stash[_RESULTS]
+    entry = results.setdefault(item.nodeid, {
+        "id": item.nodeid, "outcome": "passed", "message": "", "points": points_of(item),
+        "hidden": item.get_closest_marker("hidden") is not None,
+    })
+    if rep.skipped and rep.when in ("setup", "call"):
+        entry["outcome"] = "skipped"
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        entry["message"] = str(reason)
+        return
+    if not rep.failed or entry["outcome"] in ("failed", "error", "timeout"):
+        return
+    graded_failure = isinstance(exc, (GradingFailure, NotImplementedError, AssertionError))
+    if message and message.startswith("Timeout"):
+        entry["outcome"] = "timeout"
+    elif rep.when == "call" or graded_failure:
+        entry["outcome"] = "failed"
+    else:
+        entry["outcome"] = "error"
+    entry["message"] = message or ""
+
+
+def pytest_sessionfinish(session):
+    target = session.config.getoption("--llmlab-report")
+    if target:
+        results = list(session.config.stash[_RESULTS].values())
+        Path(target).write_text(json.dumps(results, indent=1))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    results = config.stash[_RESULTS].values()
+    if not results:
+        return
+    got = sum(r["points"] for r in results if r["outcome"] == "passed")
+    total = sum(r["points"] for r in results if r["outcome"] != "skipped")
+    terminalreporter.write_line(f"llmlab: {got:g} / {total:g} points", bold=True)
+    todo = next((r for r in results if r["message"].startswith("NotImplementedError")), None)
+    if todo:
+        terminalreporter.write_line(f"next TODO: {todo['message'][len('NotImplementedError: '):]}")
