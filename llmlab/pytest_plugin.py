@@ -210,10 +210,10 @@ def pytest_sessionfinish(session):
 
 def pytest_terminal_summary(terminalreporter, config):
     results = config.stash[_RESULTS].values()
-    if not results:
-        return
     got = sum(r["points"] for r in results if r["outcome"] == "passed")
     total = sum(r["points"] for r in results if r["outcome"] != "skipped")
+    if total == 0:
+        return
     terminalreporter.write_line(f"llmlab: {got:g} / {total:g} points", bold=True)
     todo = next((r for r in results if r["message"].startswith("NotImplementedError")), None)
     if todo:

@@ -43,7 +43,10 @@ class SyncError(Exception):
 
 def _units(source: str, path: Path) -> dict[int, str]:
     """Map each line number (1-based) to the innermost 'Class.function' that contains it."""
-    tree = ast.parse(source, filename=str(path))
+    try:
+        tree = ast.parse(source, filename=str(path))
+    except SyntaxError as exc:
+        raise SyncError(f"{path}:{exc.lineno}: the solution does not parse: {exc.msg}") from None
     owner: dict[int, str] = {}
 
     def visit(node: ast.AST, prefix: str) -> None:

@@ -1,0 +1,249 @@
+"""`llmlab grade`: grade topics, each in its own process, and report.
+
+1. Collect (one trusted pytest process that imports graders only — student code is
+   loaded lazily by the `impl` fixture, so collection never runs it): every test id with
+   its points.
+2. Run each topic in a child process with a time limit, a memory limit and capped output.
+   The child writes per-test outcomes to a report file.
+3. Score in this process: a test earns its collected points only if the child reported it
+   passed. A test the child never reported (crash, timeout) earns nothing and says why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from llmlab import loader, paths, topics
+
+OUTPUT_CAP = 200_000  # bytes of child output kept for diagnostics
+
+
+class GradeError(Exception):
+    pass
+
+
+def _pytest_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--no-header", "-q", *args]
+
+
+def collect(selected: list[topics.Topic]) -> dict[str, list[dict]]:
+    """topic slug -> collected tests [{id, points, hidden, slow}] in file order."""
+    with tempfile.TemporaryDirectory(prefix="llmlab-collect-") as tmp:
+        target = Path(tmp) / "collected.json"
+        cmd = _pytest_cmd("--collect-only", "--llmlab-collect", str(target),
+                          *[str(t.graders.relative_to(paths.root())) for t in selected])
+        proc = subprocess.run(cmd, cwd=paths.root(), capture_output=True, text=True, timeout=300)
+        if not target.exists():
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+            raise GradeError(f"collecting the graders failed (exit {proc.returncode}):\n{tail}")
+        tests = json.loads(target.read_text())
+    by_topic: dict[str, list[dict]] = {t.slug: [] for t in selected}
+    for test in tests:
+        if test["topic"] in by_topic:
+            by_topic[test["topic"]].append(test)
+    return by_topic
+
+
+def _limits(memory_mb: int):
+    def apply() -> None:
+        os.setsid()  # own process group: a timeout kills the topic's whole tree
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    return apply
+
+
+def run_topic(topic: topics.Topic, folder: Path, tests: list[dict], time_limit: float, memory_mb: int) -> dict:
+    """Run one topic's graders in a child process; return the topic's report entry."""
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="llmlab-grade-") as tmp:
+        report_file = Path(tmp) / "report.json"
+        log_file = Path(tmp) / "output.log"
+        cmd = _pytest_cmd(str(topic.graders.relative_to(paths.root())), "--impl", str(folder),
+                          "--runslow", "--llmlab-report", str(report_file))
+        status, detail = "ok", ""
+        with open(log_file, "wb") as log:
+            proc = subprocess.Popen(cmd, cwd=paths.root(), stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, preexec_fn=_limits(memory_mb))
+            try:
+                code = proc.wait(timeout=time_limit)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                code = None
+                status, detail = "timeout", f"the topic ran past its {time_limit:g} s limit and was stopped"
+        output = log_file.read_bytes()[-OUTPUT_CAP:].decode(errors="replace")
+        if code is not None and (code not in (0, 1) or not report_file.exists()):
+            status = "crashed"
+            detail = _crash_reason(code, output)
+        reported = {}
+        if report_file.exists():
+            try:
+                reported = {r["id"]: r for r in json.loads(report_file.read_text())}
+            except (json.JSONDecodeError, KeyError, TypeError):
+                reported = {}
+    results = []
+    for test in tests:
+        got = reported.get(test["id"])
+        if got is None:
+            outcome = "timeout" if status == "timeout" else "error"
+            message = detail or "the test did not report a result"
+        else:
+            outcome = got.get("outcome", "error")
+            message = str(got.get("message", ""))
+            if outcome not in ("passed", "failed", "error", "timeout", "skipped"):
+                outcome, message = "error", f"unknown outcome {outcome!r}"
+        max_points = float(test["points"])
+        results.append({
+            "id": test["id"],
+            "points": max_points if outcome == "passed" else 0.0,
+            "max_points": max_points,
+            "outcome": outcome,
+            "message": message,
+            "hidden": bool(test.get("hidden")),
+        })
+    return {
+        "topic": topic.slug,
+        "title": topic.title,
+        "score": sum(r["points"] for r in results),
+        "max_score": sum(r["max_points"] for r in results),
+        "status": status,
+        "detail": detail,
+        "seconds": round(time.monotonic() - start, 2),
+        "tests": results,
+    }
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, 9)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _crash_reason(code: int, output: str) -> str:
+    if code < 0:
+        import signal
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        what = {"SIGSEGV": "a segmentation fault", "SIGKILL": "killed (out of memory?)",
+                "SIGABRT": "aborted"}.get(name, name)
+        return f"the topic's process died: {what}"
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    return (f"the topic's process exited (code {code}) before reporting its results"
+            + (f": {last[:200]}" if last else ""))
+
+
+def grade(selected: list[topics.Topic], impl: str = "exercises", time_limit: float = 300,
+          memory_mb: int = 6144, console=None, quiet: bool = False) -> dict:
+    collected = collect(selected)
+    report = {"impl": str(impl), "score": 0.0, "max_score": 0.0, "topics": []}
+    for topic in selected:
+        folder = loader.impl_folder(topic, impl)
+        if console and not quiet:
+            console.print(f"grading {topic.slug} ...", end=" ")
+        entry = run_topic(topic, folder, collected[topic.slug], time_limit, memory_mb)
+        if not folder.is_dir():
+            entry["detail"] = f"no implementation folder {folder}"
+        if console and not quiet:
+            console.print(f"{entry['score']:g}/{entry['max_score']:g} ({entry['seconds']:.1f} s)"
+                          + ("" if entry["status"] == "ok" else f" [red]{entry['status']}[/red]"))
+        report["topics"].append(entry)
+    report["score"] = sum(t["score"] for t in report["topics"])
+    report["max_score"] = sum(t["max_score"] for t in report["topics"])
+    report["next_todo"] = next_todo(report)
+    return report
+
+
+def next_todo(report: dict) -> str | None:
+    """What the student should work on next: the first unfinished unit, in course order."""
+    for topic in report["topics"]:
+        if topic["score"] >= topic["max_score"]:
+            continue
+        if topic["status"] != "ok" and not any(t["outcome"] in ("failed", "passed") for t in topic["tests"]):
+            return f"{topic['topic']}: {topic['detail']}"
+        for test in topic["tests"]:
+            if test["outcome"] == "passed" or test["outcome"] == "skipped":
+                continue
+            message = test["message"]
+            if message.startswith("NotImplementedError: TODO "):
+                # "NotImplementedError: TODO 04_attention: softmax (at exercises/...:12)"
+                return message[len("NotImplementedError: TODO "):]
+            first = message.splitlines()[0] if message else test["outcome"]
+            return f"{topic['topic']}: fix {test['id'].split('::')[-1]} — {first}"
+    return None
+
+
+def write_outputs(report: dict, json_path: str | None = None, junit_path: str | None = None) -> None:
+    state = paths.state_dir()
+    try:
+        state.mkdir(exist_ok=True)
+        (state / "last_grade.json").write_text(json.dumps(report, indent=1))
+    except OSError:
+        pass  # a read-only checkout still grades
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=1))
+    if junit_path:
+        Path(junit_path).write_bytes(junit_xml(report))
+
+
+def junit_xml(report: dict) -> bytes:
+    suites = ET.Element("testsuites", name=f"llmlab ({report['impl']})")
+    for topic in report["topics"]:
+        tests = topic["tests"]
+        suite = ET.SubElement(suites, "testsuite", name=topic["topic"], tests=str(len(tests)),
+                              failures=str(sum(t["outcome"] == "failed" for t in tests)),
+                              errors=str(sum(t["outcome"] in ("error", "timeout") for t in tests)),
+                              skipped=str(sum(t["outcome"] == "skipped" for t in tests)),
+                              time=str(topic["seconds"]))
+        for test in tests:
+            file_part, _, name = test["id"].rpartition("::")
+            case = ET.SubElement(suite, "testcase", classname=topic["topic"], name=name, file=file_part)
+            ET.SubElement(case, "properties")
+            prop = case.find("properties")
+            ET.SubElement(prop, "property", name="points", value=f"{test['points']:g}/{test['max_points']:g}")
+            if test["outcome"] == "failed":
+                ET.SubElement(case, "failure", message=test["message"].splitlines()[0] if test["message"] else "").text = test["message"]
+            elif test["outcome"] in ("error", "timeout"):
+                ET.SubElement(case, "error", message=test["outcome"]).text = test["message"]
+            elif test["outcome"] == "skipped":
+                ET.SubElement(case, "skipped", message=test["message"])
+    return ET.tostring(suites, encoding="utf-8", xml_declaration=True)
+
+
+def print_table(console, report: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"llmlab grade ({report['impl']})")
+    table.add_column("topic")
+    table.add_column("title")
+    table.add_column("score", justify="right")
+    table.add_column("tests passed", justify="right")
+    table.add_column("status")
+    for topic in report["topics"]:
+        passed = sum(t["outcome"] == "passed" for t in topic["tests"])
+        status = topic["status"] if topic["status"] != "ok" else "ok"
+        style = "green" if topic["score"] == topic["max_score"] and topic["max_score"] > 0 else ""
+        table.add_row(topic["topic"], topic["title"], f"{topic['score']:g} / {topic['max_score']:g}",
+                      f"{passed} / {len(topic['tests'])}", status, style=style)
+    table.add_section()
+    table.add_row("total", "", f"{report['score']:g} / {report['max_score']:g}", "", "")
+    console.print(table)
+    for topic in report["topics"]:
+        if topic["status"] != "ok":
+            console.print(f"[red]{topic['topic']}: {topic['status']}[/red] — {topic['detail']}")
+    if report.get("next_todo"):
+        console.print(f"[bold]Next TODO:[/bold] {report['next_todo']}")
+    elif report["max_score"] > 0:
+        console.print("[bold green]Full marks on every graded topic.[/bold green]")

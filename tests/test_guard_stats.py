@@ -1,0 +1,76 @@
+"""The from-scratch guard and the statistical checks."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from llmlab import stats
+from llmlab.check import GradingFailure
+from llmlab.guard import ForbiddenCall, forbid
+
+SOFTMAX = ["torch.softmax", "torch.nn.functional.softmax", "torch.Tensor.softmax"]
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: torch.softmax(x, -1),
+    lambda x: F.softmax(x, -1),
+    lambda x: x.softmax(-1),
+])
+def test_forbid_catches_every_spelling(call):
+    x = torch.randn(3)
+    with pytest.raises(ForbiddenCall, match="softmax"):
+        with forbid("softmax", SOFTMAX):
+            call(x)
+
+
+def test_forbid_catches_a_swallowed_call_and_restores_originals():
+    original = torch.softmax
+
+    def sneaky(x):
+        try:
+            return torch.softmax(x, -1)
+        except Exception:
+            return x
+
+    with pytest.raises(ForbiddenCall, match="called `torch.softmax`"):
+        with forbid("softmax", SOFTMAX):
+            sneaky(torch.randn(3))
+    assert torch.softmax is original
+    torch.randn(3).softmax(-1)  # the method works again
+
+
+def test_forbid_allows_elementary_operations():
+    x = torch.randn(2, 3)
+    with forbid("softmax", SOFTMAX):
+        e = (x - x.max(-1, keepdim=True).values).exp()
+        out = e / e.sum(-1, keepdim=True)
+    assert torch.allclose(out, torch.softmax(x, -1))
+
+
+def test_binomial_interval_has_the_stated_coverage():
+    lo, hi = stats.binomial_interval(10_000, 0.3, 1e-6)
+    assert lo < 3000 < hi
+    from scipy.stats import binom
+    outside = binom.cdf(lo - 1, 10_000, 0.3) + binom.sf(hi, 10_000, 0.3)
+    assert outside <= 1e-6, outside
+
+
+def test_proportion_and_chi_square_accept_right_and_reject_wrong_samplers():
+    gen = torch.Generator().manual_seed(0)
+    probs = torch.tensor([0.5, 0.3, 0.2, 0.0])
+    draws = torch.multinomial(probs, 20_000, replacement=True, generator=gen)
+    counts = torch.bincount(draws, minlength=4).tolist()
+    stats.chi_square(counts, probs.tolist(), unit="sample", what="draws")
+    stats.proportion(counts[0], 20_000, 0.5, unit="sample", what="share of token 0")
+    uniform = torch.bincount(torch.randint(0, 3, (20_000,), generator=gen), minlength=4).tolist()
+    with pytest.raises(GradingFailure, match="does not follow"):
+        stats.chi_square(uniform, probs.tolist(), unit="sample", what="draws")
+    with pytest.raises(GradingFailure, match="probability 0"):
+        stats.chi_square([1, 1, 1, 1], probs.tolist(), unit="sample", what="draws")
+    with pytest.raises(GradingFailure, match="expected about 0.5000"):
+        stats.proportion(uniform[0], 20_000, 0.5, unit="sample", what="share of token 0")
+
+
+def test_rates_above_one_in_a_million_are_refused():
+    with pytest.raises(ValueError, match="false-failure rate"):
+        stats.binomial_interval(100, 0.5, 0.01)

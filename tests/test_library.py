@@ -1,0 +1,82 @@
+"""The given course library: topics build on it, so it is tested like a reference."""
+
+import hashlib
+import math
+
+import pytest
+import torch
+
+from llmlab import corpus, nn as given
+from llmlab.text import CharCodec
+
+
+def test_corpus_is_deterministic_and_varied():
+    a, b = corpus.course_corpus(50, seed=1), corpus.course_corpus(50, seed=1)
+    assert a == b
+    assert a != corpus.course_corpus(50, seed=2)
+    text = corpus.course_corpus()
+    assert 100_000 < len(text) < 200_000
+    assert any(ord(c) > 127 for c in text), "the corpus must exercise non-ASCII text"
+    words = text.split()
+    assert len(set(words)) > 150
+
+
+def test_default_corpus_is_stable_across_versions():
+    """Reference data and experiments depend on this exact text."""
+    digest = hashlib.sha256(corpus.course_corpus().encode()).hexdigest()
+    assert digest == CORPUS_SHA256, f"course_corpus() changed (sha256 {digest}); regenerate reference data"
+
+
+def test_train_val_split_cuts_at_a_paragraph():
+    text = corpus.course_corpus(20)
+    train, val = corpus.train_val_split(text, 0.25)
+    assert train.rstrip("\n") + "\n\n" + val == text
+    with pytest.raises(ValueError):
+        corpus.train_val_split(text, 1.5)
+
+
+def test_char_codec_round_trip_and_unknown_character():
+    codec = CharCodec.from_text("hello world")
+    ids = codec.encode("hello")
+    assert ids.dtype == torch.long and codec.decode(ids) == "hello"
+    assert codec.vocab_size == len(set("hello world"))
+    with pytest.raises(ValueError, match="'z'"):
+        codec.encode("z")
+
+
+def test_block_is_causal_and_counts_its_parameters():
+    torch.manual_seed(0)
+    block = given.Block(32, 4).eval()
+    x = torch.randn(2, 10, 32)
+    y = block(x)
+    x2 = x.clone()
+    x2[:, 6:] = torch.randn(2, 4, 32)
+    assert torch.allclose(block(x2)[:, :6], y[:, :6], atol=1e-6), "future tokens changed earlier outputs"
+    assert not torch.allclose(block(x2)[:, 6:], y[:, 6:])
+    assert sum(p.numel() for p in block.parameters()) == given.block_parameter_count(32)
+    nobias = given.Block(32, 4, bias=False)
+    assert sum(p.numel() for p in nobias.parameters()) == given.block_parameter_count(32, bias=False)
+
+
+def test_attention_matches_an_explicit_computation():
+    torch.manual_seed(1)
+    attn = given.CausalSelfAttention(16, 2).eval()
+    x = torch.randn(1, 5, 16)
+    q, k, v = attn.qkv(x).split(16, -1)
+    q, k, v = (t.view(1, 5, 2, 8).transpose(1, 2) for t in (q, k, v))
+    scores = q @ k.transpose(-2, -1) / math.sqrt(8)
+    scores = scores.masked_fill(torch.ones(5, 5).triu(1).bool(), float("-inf"))
+    y = (scores.softmax(-1) @ v).transpose(1, 2).reshape(1, 5, 16)
+    assert torch.allclose(attn(x), attn.proj(y), atol=1e-6)
+    with pytest.raises(ValueError, match="divisible"):
+        given.CausalSelfAttention(10, 3)
+
+
+def test_gpt_init_and_scaled_std():
+    layer = torch.nn.Linear(200, 300)
+    given.init_gpt_weights(layer)
+    assert abs(layer.weight.std().item() - 0.02) < 0.002 and layer.bias.abs().max() == 0
+    assert given.scaled_init_std(12) == pytest.approx(0.02 / math.sqrt(24))
+
+
+CORPUS_SHA256 = "af38cf05e8293c4e85e2997f53903aadd966c4eaaa373be0582ea0dcfd4ac38a"
