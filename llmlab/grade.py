@@ -17,11 +17,12 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from llmlab import loader, paths, topics
+from llmlab import loader, paths, sandbox, topics
 
 OUTPUT_CAP = 200_000  # bytes of child output kept for diagnostics
 
@@ -61,34 +62,82 @@ def _limits(memory_mb: int):
     return apply
 
 
-def run_topic(topic: topics.Topic, folder: Path, tests: list[dict], time_limit: float, memory_mb: int) -> dict:
+class _CappedOutput:
+    """Drains a child's output in a thread, keeping only the first and last bytes."""
+
+    def __init__(self, stream, cap: int = OUTPUT_CAP):
+        self.head, self.tail, self.dropped, self.cap = b"", b"", 0, cap
+        self.thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _drain(self, stream) -> None:
+        for chunk in iter(lambda: stream.read(65536), b""):
+            if len(self.head) < self.cap // 2:
+                take = self.cap // 2 - len(self.head)
+                self.head, chunk = self.head + chunk[:take], chunk[take:]
+            self.tail = (self.tail + chunk)[-self.cap // 2:]
+            self.dropped += max(0, len(chunk) - self.cap // 2)
+
+    def text(self) -> str:
+        self.thread.join(timeout=5)
+        gap = f"\n[... {self.dropped} bytes of output dropped ...]\n" if self.dropped else ""
+        return (self.head + gap.encode() + self.tail).decode(errors="replace")
+
+
+def _read_records(report_file: Path, key: bytes) -> tuple[dict[str, dict], bool, bool]:
+    """(test records by id, finished, tampered) from the child's signed report."""
+    records, finished, tampered, seq = {}, False, False, 0
+    if not report_file.exists():
+        return records, finished, tampered
+    for line in report_file.read_text(errors="replace").splitlines():
+        record = sandbox.verify(key, line)
+        if record is None or record.get("seq") != seq + 1:
+            tampered = True
+            continue
+        seq += 1
+        if record.get("kind") == "end":
+            finished = True
+        elif record.get("kind") == "test":
+            if record.get("id") in records:
+                tampered = True
+            records[record.get("id")] = record
+    return records, finished, tampered
+
+
+def run_topic(topic: topics.Topic, folder: Path, tests: list[dict], time_limit: float, memory_mb: int,
+              test_timeout: float = 60) -> dict:
     """Run one topic's graders in a child process; return the topic's report entry."""
     start = time.monotonic()
+    key = os.urandom(32)
     with tempfile.TemporaryDirectory(prefix="llmlab-grade-") as tmp:
-        report_file = Path(tmp) / "report.json"
-        log_file = Path(tmp) / "output.log"
+        report_file = Path(tmp) / "report.jsonl"
         cmd = _pytest_cmd(str(topic.graders.relative_to(paths.root())), "--impl", str(folder),
-                          "--runslow", "--llmlab-report", str(report_file))
+                          "--runslow", "--llmlab-report", str(report_file), f"--timeout={test_timeout:g}")
+        key_read, key_write = os.pipe()
+        os.write(key_write, key)
+        os.close(key_write)
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **{sandbox.KEY_FD_ENV: str(key_read)})
         status, detail = "ok", ""
-        with open(log_file, "wb") as log:
-            proc = subprocess.Popen(cmd, cwd=paths.root(), stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, preexec_fn=_limits(memory_mb))
-            try:
-                code = proc.wait(timeout=time_limit)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc)
-                code = None
-                status, detail = "timeout", f"the topic ran past its {time_limit:g} s limit and was stopped"
-        output = log_file.read_bytes()[-OUTPUT_CAP:].decode(errors="replace")
-        if code is not None and (code not in (0, 1) or not report_file.exists()):
+        proc = subprocess.Popen(cmd, cwd=paths.root(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env, pass_fds=(key_read,),
+                                preexec_fn=_limits(memory_mb))
+        os.close(key_read)
+        output = _CappedOutput(proc.stdout)
+        try:
+            code = proc.wait(timeout=time_limit)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            code = None
+            status, detail = "timeout", f"the topic ran past its {time_limit:g} s limit and was stopped"
+        text = output.text()
+        proc.stdout.close()
+        reported, finished, tampered = _read_records(report_file, key)
+        if code is not None and (code not in (0, 1) or not finished):
             status = "crashed"
-            detail = _crash_reason(code, output)
-        reported = {}
-        if report_file.exists():
-            try:
-                reported = {r["id"]: r for r in json.loads(report_file.read_text())}
-            except (json.JSONDecodeError, KeyError, TypeError):
-                reported = {}
+            detail = _crash_reason(code, text)
+        if tampered:
+            status, detail = "crashed", "the results channel was tampered with; no result of this topic counts"
+            reported = {}
     results = []
     for test in tests:
         got = reported.get(test["id"])
@@ -121,6 +170,42 @@ def run_topic(topic: topics.Topic, folder: Path, tests: list[dict], time_limit: 
     }
 
 
+class ProtectedFiles:
+    """The bytes of the graders, reference data and harness, to notice and undo changes
+    a child made despite its guards (belt and braces: the child's audit hook refuses them)."""
+
+    def __init__(self, roots: list[Path]):
+        self.files = {p: p.read_bytes() for p in self._walk(roots)}
+        self.roots = roots
+
+    @staticmethod
+    def _walk(roots: list[Path]) -> list[Path]:
+        found = []
+        for root in roots:
+            if root.is_file():
+                found.append(root)
+            elif root.is_dir():
+                found.extend(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        return found
+
+    def restore_changes(self) -> list[str]:
+        changed = []
+        for path, data in self.files.items():
+            try:
+                same = path.read_bytes() == data
+            except OSError:
+                same = False
+            if not same:
+                changed.append(str(path.relative_to(paths.root())) if path.is_relative_to(paths.root()) else str(path))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+        for path in self._walk(self.roots):
+            if path not in self.files:
+                changed.append(str(path))
+                path.unlink()
+        return changed
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, 9)
@@ -146,16 +231,22 @@ def _crash_reason(code: int, output: str) -> str:
 
 
 def grade(selected: list[topics.Topic], impl: str = "exercises", time_limit: float = 300,
-          memory_mb: int = 6144, console=None, quiet: bool = False) -> dict:
+          memory_mb: int = 6144, console=None, quiet: bool = False, test_timeout: float = 60) -> dict:
     collected = collect(selected)
     report = {"impl": str(impl), "score": 0.0, "max_score": 0.0, "topics": []}
+    protected = ProtectedFiles(sandbox.protected_paths(paths.root()))
     for topic in selected:
         folder = loader.impl_folder(topic, impl)
         if console and not quiet:
             console.print(f"grading {topic.slug} ...", end=" ")
-        entry = run_topic(topic, folder, collected[topic.slug], time_limit, memory_mb)
-        if not folder.is_dir():
-            entry["detail"] = f"no implementation folder {folder}"
+        entry = run_topic(topic, folder, collected[topic.slug], time_limit, memory_mb, test_timeout)
+        changed = protected.restore_changes()
+        if changed:
+            entry.update(status="crashed", score=0.0,
+                         detail=f"the code under test changed {', '.join(changed[:3])}; "
+                                f"the files were restored and no result of this topic counts")
+            for test in entry["tests"]:
+                test.update(points=0.0, outcome="error", message=entry["detail"])
         if console and not quiet:
             console.print(f"{entry['score']:g}/{entry['max_score']:g} ({entry['seconds']:.1f} s)"
                           + ("" if entry["status"] == "ok" else f" [red]{entry['status']}[/red]"))

@@ -106,7 +106,8 @@ def load(topic: Topic, impl: str | Path = "exercises") -> Implementation:
             spec.loader.exec_module(module)
         except NotImplementedError:
             raise
-        except Exception as exc:  # report which file broke and how, not a deep traceback
+        except BaseException as exc:  # report which file broke and how, not a deep traceback
+            # BaseException too: sys.exit() or KeyboardInterrupt at import must not end a run.
             del sys.modules[name]
             line = ""
             if isinstance(exc, SyntaxError) and exc.lineno:

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from llmlab import loader, paths, topics
+from llmlab import loader, paths, sandbox, topics
 from llmlab.check import GradingFailure
 
 _TOPIC_DIR = re.compile(r"^\d\d_[a-z0-9_]+$")
 _RESULTS = pytest.StashKey[dict]()
+_GUARD = pytest.StashKey[object]()
 
 
 def pytest_addoption(parser):
@@ -32,7 +33,8 @@ def pytest_addoption(parser):
     group.addoption("--impl", default=None,
                     help="implementation to grade: exercises (default), solutions, or a folder")
     group.addoption("--runslow", action="store_true", help="also run tests marked slow")
-    group.addoption("--llmlab-report", default=None, help="write per-test outcomes as JSON to this file")
+    group.addoption("--llmlab-report", default=None,
+                    help="(used by llmlab grade) stream signed per-test outcomes to this file")
     group.addoption("--llmlab-collect", default=None, help="write collected tests and points as JSON to this file")
 
 
@@ -41,6 +43,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "hidden: instructor-only test, left out of student bundles")
     config.addinivalue_line("markers", "slow: long experiment; runs only with --runslow")
     config.stash[_RESULTS] = {}
+    config.stash[_GUARD] = _GradingGuard.start(config)
     try:
         from hypothesis import HealthCheck, settings
 
@@ -164,18 +167,29 @@ def explain(excinfo, folder: Path | None) -> tuple[str, str | None]:
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
-    if call.excinfo is None or not rep.failed:
+    guard = item.config.stash[_GUARD]
+    changed = guard.tampering() if guard is not None and call.when in ("call", "teardown") else []
+    if changed:
+        names = ", ".join(changed[:5]) + (" ..." if len(changed) > 5 else "")
+        message = (f"tampering: the code under test replaced {names}, which the graders rely on. "
+                   f"They were restored; this test scores 0.")
+        rep.outcome, rep.longrepr = "failed", message
+        _record(item, rep, message, GradingFailure(message))
+    elif call.excinfo is None or not rep.failed:
         _record(item, rep, None)
-        return
-    folder = None
-    try:
-        folder = impl_folder_for(item.config, Path(str(item.path)))[1]
-    except pytest.UsageError:
-        pass
-    message, longrepr = explain(call.excinfo, folder)
-    if longrepr is not None:
-        rep.longrepr = longrepr
-    _record(item, rep, message, call.excinfo.value)
+    else:
+        folder = None
+        try:
+            folder = impl_folder_for(item.config, Path(str(item.path)))[1]
+        except pytest.UsageError:
+            pass
+        message, longrepr = explain(call.excinfo, folder)
+        if longrepr is not None:
+            rep.longrepr = longrepr
+        _record(item, rep, message, call.excinfo.value)
+    if guard is not None and call.when == "teardown":
+        entry = item.config.stash[_RESULTS][item.nodeid]
+        guard.emit({"kind": "test", "id": item.nodeid, "outcome": entry["outcome"], "message": entry["message"]})
 
 
 def _record(item, rep, message, exc=None):
@@ -201,12 +215,56 @@ def _record(item, rep, message, exc=None):
     entry["message"] = message or ""
 
 
-def pytest_sessionfinish(session):
-    target = session.config.getoption("--llmlab-report")
-    if target:
-        results = list(session.config.stash[_RESULTS].values())
-        Path(target).write_text(json.dumps(results, indent=1))
+class _GradingGuard:
+    """Active only under `llmlab grade`: signs each test's record as it finishes, watches
+    for tampering with the functions graders rely on, and keeps student code away from
+    the network, the protected folders and other processes (see llmlab.sandbox)."""
 
+    def __init__(self, report, key: bytes, integrity: sandbox.Integrity):
+        self._report = report
+        self._key = key
+        self._integrity = integrity
+        self._seq = 0
+
+    @classmethod
+    def start(cls, config):
+        target = config.getoption("--llmlab-report")
+        key = sandbox.read_key()
+        if not target:
+            return None
+        if key is None:
+            raise pytest.UsageError("--llmlab-report is used by `llmlab grade`; run that instead")
+        report = open(target, "w", buffering=1)  # opened before the audit hook forbids it
+        guard = cls(report, key, sandbox.Integrity())
+        sandbox.install_audit_hook(sandbox.protected_paths(paths.root()) + [Path(target)])
+        return guard
+
+    def tampering(self) -> list[str]:
+        return self._integrity.changes()
+
+    def emit(self, record: dict) -> None:
+        self._seq += 1
+        self._report.write(sandbox.sign(self._key, {**record, "seq": self._seq}) + "\n")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """Under `llmlab grade`, an interrupt or pytest.exit() raised by the code under test
+    fails that test instead of ending the whole run."""
+    if pyfuncitem.config.stash[_GUARD] is None:
+        return (yield)
+    try:
+        return (yield)
+    except KeyboardInterrupt:
+        raise RuntimeError("the code under test raised KeyboardInterrupt") from None
+    except pytest.exit.Exception as exc:
+        raise RuntimeError(f"the code under test called pytest.exit(): {exc}") from None
+
+
+def pytest_sessionfinish(session):
+    guard = session.config.stash[_GUARD]
+    if guard is not None:
+        guard.emit({"kind": "end"})
 
 def pytest_terminal_summary(terminalreporter, config):
     results = config.stash[_RESULTS].values()

@@ -1,0 +1,178 @@
+"""Guards for a grading child process (`llmlab grade` runs each topic in one).
+
+Student code runs in the same process as the graders, so nothing here is a security
+boundary against an attacker who studies the harness; it makes every ordinary way of
+cheating or breaking a grading run fail loudly and costs the student the affected tests:
+
+- an audit hook (PEP 578: it cannot be removed once installed) refuses, after set-up:
+  network access; writing, deleting or renaming anything under the protected folders
+  (graders/, reference/, the llmlab package, conftest.py, pyproject.toml); starting
+  processes; killing other processes; loading native code with ctypes; walking the
+  garbage collector's object graph (the usual way to dig into the harness);
+- `Integrity` remembers the functions of torch, numpy, pytest and llmlab and, after each
+  test, reports and undoes any that the code under test replaced (e.g. a patched
+  `torch.allclose`);
+- results leave the child only as records signed with a key the parent passes through a
+  pipe that is read and closed before any student code runs (see llmlab.grade).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+
+KEY_FD_ENV = "LLMLAB_KEY_FD"
+
+_BLOCKED_ALWAYS = {
+    "socket.connect": "network access",
+    "socket.bind": "network access",
+    "socket.getaddrinfo": "network access",
+    "socket.gethostbyname": "network access",
+    "socket.gethostbyaddr": "network access",
+    "socket.sendto": "network access",
+    "urllib.Request": "network access",
+    "subprocess.Popen": "starting processes",
+    "os.system": "starting processes",
+    "os.exec": "starting processes",
+    "os.posix_spawn": "starting processes",
+    "os.spawn": "starting processes",
+    "os.fork": "starting processes",
+    "os.forkpty": "starting processes",
+    "pty.spawn": "starting processes",
+    "ctypes.dlopen": "loading native code",
+    "ctypes.dlsym": "loading native code",
+    "gc.get_objects": "inspecting the grader's memory",
+    "gc.get_referrers": "inspecting the grader's memory",
+    "gc.get_referents": "inspecting the grader's memory",
+}
+_PATH_EVENTS = {  # event -> indices of path arguments
+    "os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.chmod": (0,), "os.chown": (0,),
+    "os.rename": (0, 1), "os.replace": (0, 1), "os.link": (0, 1), "os.symlink": (1,),
+    "os.truncate": (0,), "os.utime": (0,), "shutil.rmtree": (0,), "shutil.move": (0, 1),
+    "shutil.copyfile": (1,), "shutil.copytree": (1,), "shutil.chown": (0,),
+}
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
+class Refused(PermissionError):
+    pass
+
+
+def protected_paths(root: Path) -> list[Path]:
+    package = Path(__file__).resolve().parent
+    return [root / "graders", root / "reference", package, root / "conftest.py", root / "pyproject.toml"]
+
+
+def install_audit_hook(protected: list[Path]) -> None:
+    prefixes = tuple(str(p.resolve()) for p in protected)
+    own_pid = os.getpid()
+
+    def inside(path) -> bool:
+        if isinstance(path, int) or path is None:
+            return False
+        try:
+            text = os.fsdecode(path)
+        except TypeError:
+            return False
+        full = os.path.realpath(text)
+        return any(full == p or full.startswith(p + os.sep) for p in prefixes)
+
+    def hook(event: str, args: tuple) -> None:
+        if event in _BLOCKED_ALWAYS:
+            raise Refused(f"{_BLOCKED_ALWAYS[event]} is not allowed while grading ({event})")
+        if event == "open":
+            path, mode, flags = (tuple(args) + (None, None, None))[:3]
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \
+                      (isinstance(flags, int) and flags & _WRITE_FLAGS)
+            if writing and inside(path):
+                raise Refused(f"writing to {os.fsdecode(path)} is not allowed while grading")
+        elif event in _PATH_EVENTS:
+            for i in _PATH_EVENTS[event]:
+                if i < len(args) and inside(args[i]):
+                    raise Refused(f"changing {os.fsdecode(args[i])} is not allowed while grading ({event})")
+        elif event in ("os.kill", "os.killpg", "signal.pthread_kill"):
+            if event != "os.kill" or args[0] not in (own_pid, 0):
+                raise Refused("signalling other processes is not allowed while grading")
+
+    sys.addaudithook(hook)
+
+
+WATCHED = [
+    "builtins", "math", "json", "torch", "torch.nn", "torch.nn.functional", "torch.testing",
+    "torch.autograd", "torch.linalg", "numpy", "numpy.testing", "pytest", "_pytest.runner",
+    "_pytest.python", "_pytest.reports", "_pytest.main", "_pytest.outcomes", "_pytest.fixtures",
+    "llmlab.check", "llmlab.stats", "llmlab.guard", "llmlab.tolerances", "llmlab.reference",
+    "llmlab.loader", "llmlab.pytest_plugin", "llmlab.sandbox",
+]
+WATCHED_CLASSES = [("torch", "Tensor"), ("torch.nn", "Module"), ("torch.nn", "Parameter")]
+
+
+class Integrity:
+    """Snapshot of the functions graders rely on; detects and undoes replacements."""
+
+    def __init__(self) -> None:
+        self.owners = []
+        for name in WATCHED:
+            try:
+                self.owners.append((name, importlib.import_module(name)))
+            except ImportError:
+                continue
+        for module, cls in WATCHED_CLASSES:
+            self.owners.append((f"{module}.{cls}", getattr(importlib.import_module(module), cls)))
+        self.saved = [(label, owner, dict(vars(owner))) for label, owner in self.owners]
+
+    def changes(self) -> list[str]:
+        """Names replaced or deleted since the snapshot; each is restored."""
+        changed = []
+        for label, owner, saved in self.saved:
+            current = vars(owner)
+            for key, value in saved.items():
+                if current.get(key, _MISSING) is not value:
+                    changed.append(f"{label}.{key}")
+                    try:
+                        setattr(owner, key, value)
+                    except (AttributeError, TypeError):
+                        pass
+        return changed
+
+
+_MISSING = object()
+
+
+def read_key() -> bytes | None:
+    """The signing key from the parent's pipe (then closed), or None outside `llmlab grade`."""
+    fd = os.environ.pop(KEY_FD_ENV, None)
+    if fd is None:
+        return None
+    fd = int(fd)
+    chunks = []
+    while True:
+        chunk = os.read(fd, 64)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+def sign(key: bytes, record: dict) -> str:
+    body = json.dumps(record, sort_keys=True)
+    mac = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+    return json.dumps({"record": record, "mac": mac})
+
+
+def verify(key: bytes, line: str) -> dict | None:
+    """The record of a signed line, or None if the line is not genuine."""
+    try:
+        data = json.loads(line)
+        record, mac = data["record"], data["mac"]
+        body = json.dumps(record, sort_keys=True)
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return None
+    expected = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+    return record if hmac.compare_digest(expected, str(mac)) else None
