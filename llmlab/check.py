@@ -157,11 +157,12 @@ def close(
         return
     idx = tuple(int(i) for i in bad.nonzero()[0])
     finite_err = torch.where(finite_e & torch.isfinite(a64), err, torch.zeros_like(err))
-    rel = finite_err / e64.abs().clamp_min(1e-30)
+    nonzero = e64.abs() > 0
+    rel = torch.where(nonzero, finite_err / e64.abs().clamp_min(1e-300), torch.zeros_like(err))
+    rel_text = f", max rel error {rel.max().item():.3g}" if bool(nonzero.any()) else ""
     details = [
         f"first mismatch at index {idx}: got {_fmt(a64[idx].item())}, expected {_fmt(e64[idx].item())}",
-        f"max abs error {finite_err.max().item():.3g}, max rel error {rel.max().item():.3g} "
-        f"(allowed: {t})",
+        f"max abs error {finite_err.max().item():.3g}{rel_text} (allowed: {t})",
         f"{int(bad.sum())} of {bad.numel()} elements differ",
     ]
     if bool(torch.isnan(a64).any()) and not bool(torch.isnan(e64).any()):

@@ -99,6 +99,51 @@ def cmd_release(args) -> int:
     return 0
 
 
+def cmd_notebooks(args) -> int:
+    from llmlab import chapters, execute, nbgrade, paths
+    built = Path(args.dir) if args.dir else paths.root() / "build" / "notebooks"
+    try:
+        if args.action == "build":
+            for path in chapters.build(args.topics or None, built):
+                console.print(f"built {path}")
+        elif args.action == "execute":
+            sources = sorted((built / "source").glob("*/*.ipynb"))
+            if args.topics:
+                wanted = {topics.resolve(t).slug for t in args.topics}
+                sources = [p for p in sources if p.stem in wanted]
+            if not sources:
+                console.print(f"[red]error:[/red] no built notebooks in {built}; run `llmlab notebooks build` first")
+                return 1
+            failed = 0
+            for path in sources:
+                try:
+                    seconds = execute.execute(path, built / "executed" / path.name, budget=args.budget)
+                    console.print(f"executed {path.stem} in {seconds:.1f} s")
+                except execute.ExecutionError as exc:
+                    failed += 1
+                    console.print(f"[red]FAILED[/red] {exc}")
+            return 1 if failed else 0
+        elif args.action == "release":
+            out = Path(args.out) if args.out else built / "release"
+            for path in nbgrade.release(built, out):
+                console.print(f"released {path}")
+        elif args.action == "autograde":
+            if len(args.topics) != 1:
+                console.print("[red]error:[/red] give one folder of submissions: llmlab notebooks autograde SUBMISSIONS")
+                return 2
+            result = nbgrade.autograde(built, Path(args.topics[0]))
+            csv_path = Path(args.csv) if args.csv else built / "scores.csv"
+            json_path = Path(args.json) if args.json else built / "scores.json"
+            nbgrade.write_scores(result, csv_path, json_path)
+            for student in result["students"]:
+                console.print(f"{student['student']}: {student['score']:g} / {student['max_score']:g}")
+            console.print(f"scores written to {csv_path} and {json_path}")
+    except (chapters.ChapterError, nbgrade.NbgraderError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 1
+    return 0
+
+
 def cmd_doctor(args) -> int:
     from llmlab import doctor
     return doctor.main(console)
@@ -147,6 +192,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=cmd_release)
+
+    p = sub.add_parser("notebooks", help="chapters: build, execute, release (nbgrader) and autograde notebooks")
+    p.add_argument("action", choices=["build", "execute", "release", "autograde"],
+                   help="build: instructor notebooks from notebooks/*.py; execute: run them headless; "
+                        "release: student versions via nbgrader; autograde: grade submitted notebooks")
+    p.add_argument("topics", nargs="*", help="build/execute: topics (default all); autograde: SUBMISSIONS folder")
+    p.add_argument("--dir", help="built notebooks folder (default build/notebooks)")
+    p.add_argument("--out", help="release: output folder (default build/notebooks/release)")
+    p.add_argument("--budget", type=float, default=180, help="execute: seconds per notebook (default 180)")
+    p.add_argument("--csv", help="autograde: scores CSV (default build/notebooks/scores.csv)")
+    p.add_argument("--json", help="autograde: scores JSON (default build/notebooks/scores.json)")
+    p.set_defaults(func=cmd_notebooks)
 
     p = sub.add_parser("doctor", help="check the environment and say how to fix each problem")
     p.set_defaults(func=cmd_doctor)

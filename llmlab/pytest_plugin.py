@@ -14,7 +14,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -22,6 +24,9 @@ import pytest
 
 from llmlab import loader, paths, sandbox, topics
 from llmlab.check import GradingFailure
+
+# Hypothesis keeps a cache folder; keep it out of the course and the notebooks' folders.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "llmlab-hypothesis"))
 
 _TOPIC_DIR = re.compile(r"^\d\d_[a-z0-9_]+$")
 _RESULTS = pytest.StashKey[dict]()
@@ -51,7 +56,8 @@ def pytest_configure(config):
         # deadline: student code may be slow without being wrong.
         settings.register_profile(
             "llmlab", derandomize=True, deadline=None, database=None, max_examples=40,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                   HealthCheck.function_scoped_fixture],  # `impl` is the same object per example
         )
         settings.load_profile("llmlab")
     except ImportError:  # hypothesis is a dependency; tolerate its absence outside graders
@@ -79,11 +85,14 @@ def impl_folder_for(config, collected_file: Path) -> tuple[topics.Topic, Path]:
 
 
 _IMPL_CACHE: dict[Path, loader.Implementation] = {}
+NOTEBOOK_IMPL: loader.Implementation | None = None  # set by llmlab.notebook.run_graders
 
 
 @pytest.fixture
 def impl(request) -> loader.Implementation:
     """The implementation under test (loaded once per folder and session)."""
+    if NOTEBOOK_IMPL is not None:
+        return NOTEBOOK_IMPL
     topic, folder = impl_folder_for(request.config, Path(str(request.node.path)))
     key = folder.resolve()
     if key not in _IMPL_CACHE:

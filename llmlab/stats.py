@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from scipy import stats as sps
 
 from llmlab.check import fail
 
@@ -26,6 +25,8 @@ def _check_rate(rate: float) -> None:
 
 def binomial_interval(n: int, p: float, rate: float = MAX_RATE) -> tuple[int, int]:
     """Counts k with P(Binomial(n, p) outside [lo, hi]) ≤ rate (two-sided, rate/2 per tail)."""
+    from scipy import stats as sps  # imported when needed: it costs a second of start-up
+
     _check_rate(rate)
     lo = int(sps.binom.ppf(rate / 2, n, p))
     hi = int(sps.binom.isf(rate / 2, n, p))
@@ -50,6 +51,8 @@ def chi_square(counts: Sequence[int], probs: Sequence[float], *, unit: str, what
     Returns the p-value.
     """
     __tracebackhide__ = True
+    from scipy import stats as sps
+
     _check_rate(rate)
     counts = np.asarray(counts, dtype=np.float64)
     probs = np.asarray(probs, dtype=np.float64)

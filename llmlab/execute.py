@@ -1,0 +1,46 @@
+"""Execute instructor notebooks headless on CPU (nbclient), each within its time budget."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+BUDGET_S = 180  # DESIGN.md: each chapter executes in under 3 minutes on CPU
+
+
+class ExecutionError(Exception):
+    pass
+
+
+def execute(notebook: Path, out: Path, budget: float = BUDGET_S) -> float:
+    """Run every cell; write the executed notebook to OUT; return the seconds it took.
+
+    Raises ExecutionError naming the failing cell, or when the budget is exceeded."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+    nb = nbformat.read(notebook, as_version=4)
+    os.environ["MPLBACKEND"] = "Agg"
+    bindir = str(Path(sys.executable).parent)
+    os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    start = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="llmlab-run-") as workdir:  # files a chapter writes go here
+            client = NotebookClient(nb, timeout=int(budget), kernel_name="python3",
+                                    resources={"metadata": {"path": workdir}})
+            client.execute()
+    except CellTimeoutError as exc:
+        raise ExecutionError(f"{notebook.name}: a cell ran past {budget:g} s: {str(exc)[:300]}") from None
+    except CellExecutionError as exc:
+        raise ExecutionError(f"{notebook.name}: a cell failed:\n{str(exc)[-2000:]}") from None
+    seconds = time.monotonic() - start
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out)
+    if seconds > budget:
+        raise ExecutionError(f"{notebook.name}: took {seconds:.0f} s, over its {budget:g} s budget")
+    return seconds

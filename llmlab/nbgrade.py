@@ -1,0 +1,169 @@
+"""nbgrader, driven from llmlab: release student notebooks and autograde submissions.
+
+Each run works in a fresh nbgrader course folder in a temporary directory (source/,
+release/, submitted/, autograded/ and the gradebook database live there and vanish with
+it); only the requested products are copied out. nbgrader shells out to `alembic`, so the
+folder of the running Python is put first on PATH.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+CONFIG = """\
+c = get_config()
+c.CourseDirectory.root = {root!r}
+c.CourseDirectory.db_url = "sqlite:///" + {db!r}
+c.Execute.timeout = {timeout}
+c.Execute.kernel_name = "python3"
+c.ClearSolutions.code_stub = {{"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}}
+"""
+
+
+class NbgraderError(Exception):
+    pass
+
+
+def _env() -> dict:
+    bindir = str(Path(sys.executable).parent)
+    return dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+
+
+def _course(tmp: Path, source: Path, timeout: int) -> Path:
+    course = tmp / "course"
+    shutil.copytree(source / "source", course / "source")
+    (course / "nbgrader_config.py").write_text(CONFIG.format(root=str(course), db=str(tmp / "gradebook.db"),
+                                                             timeout=timeout))
+    return course
+
+
+def _nbgrader(course: Path, *args: str) -> None:
+    cmd = [sys.executable, "-m", "nbgrader", *args, "--force"]
+    proc = subprocess.run(cmd, cwd=course, env=_env(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-20:])
+        raise NbgraderError(f"`nbgrader {' '.join(args)}` failed:\n{tail}")
+
+
+def assignments(built: Path) -> list[str]:
+    return sorted(p.name for p in (built / "source").iterdir() if p.is_dir())
+
+
+def release(built: Path, out: Path, timeout: int = 300) -> list[Path]:
+    """Student notebooks (solutions and hidden tests stripped by nbgrader) into OUT/NN_x/."""
+    if not (built / "source").is_dir():
+        raise NbgraderError(f"no built notebooks in {built}; run `llmlab notebooks build` first")
+    with tempfile.TemporaryDirectory(prefix="llmlab-nbgrader-") as tmp:
+        course = _course(Path(tmp), built, timeout)
+        for name in assignments(built):
+            _nbgrader(course, "generate_assignment", name)
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.copytree(course / "release", out)
+    problems = audit(out)
+    if problems:
+        raise NbgraderError("the released notebooks failed their audit:\n  " + "\n  ".join(problems))
+    return sorted(out.rglob("*.ipynb"))
+
+
+def audit(folder: Path) -> list[str]:
+    """What must never be in a released notebook."""
+    problems = []
+    for path in sorted(folder.rglob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            text = cell.source
+            for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "_hidden"):
+                if marker in text:
+                    problems.append(f"{path.name}: a cell contains {marker!r}")
+            if "solutions/" in text or "import solutions" in text or "from solutions" in text:
+                problems.append(f"{path.name}: a cell refers to solutions/")
+            if cell.cell_type == "code" and cell.get("outputs"):
+                problems.append(f"{path.name}: a cell has stored outputs")
+    return problems
+
+
+def _collect_submissions(submissions: Path, names: list[str]) -> dict[str, dict[str, Path]]:
+    """student -> {assignment: notebook}. Accepts SUB/student/NN_x/NN_x.ipynb or SUB/student/NN_x.ipynb."""
+    found: dict[str, dict[str, Path]] = {}
+    if not submissions.is_dir():
+        raise NbgraderError(f"{submissions} is not a folder of submissions (expected SUBMISSIONS/<student>/...)")
+    for student in sorted(p for p in submissions.iterdir() if p.is_dir()):
+        for name in names:
+            for candidate in (student / name / f"{name}.ipynb", student / f"{name}.ipynb"):
+                if candidate.exists():
+                    found.setdefault(student.name, {})[name] = candidate
+                    break
+    if not found:
+        raise NbgraderError(f"no submitted notebooks found in {submissions}; expected "
+                            f"<student>/<NN_topic>/<NN_topic>.ipynb or <student>/<NN_topic>.ipynb")
+    return found
+
+
+def autograde(built: Path, submissions: Path, timeout: int = 300) -> dict:
+    """Grade every submitted notebook; returns {"students": [report per student]} where each
+    student's report has the JSON shape of `llmlab grade`."""
+    from nbgrader.api import Gradebook
+
+    names = assignments(built)
+    subs = _collect_submissions(submissions, names)
+    with tempfile.TemporaryDirectory(prefix="llmlab-nbgrader-") as tmp:
+        course = _course(Path(tmp), built, timeout)
+        for name in names:
+            _nbgrader(course, "generate_assignment", name)
+        for student, notebooks in subs.items():
+            for name, path in notebooks.items():
+                target = course / "submitted" / student / name / f"{name}.ipynb"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target)
+        with Gradebook("sqlite:///" + str(Path(tmp) / "gradebook.db")) as gb:
+            for student in subs:
+                gb.update_or_create_student(student)
+        for name in sorted({n for nbs in subs.values() for n in nbs}):
+            _nbgrader(course, "autograde", name)
+        with Gradebook("sqlite:///" + str(Path(tmp) / "gradebook.db")) as gb:
+            return {"students": [_student_report(gb, student, notebooks) for student, notebooks in subs.items()]}
+
+
+def _student_report(gb, student: str, notebooks: dict[str, Path]) -> dict:
+    topics_out = []
+    for name in sorted(notebooks):
+        try:
+            nb = gb.find_submission_notebook(name, name, student)
+        except Exception as exc:  # nbgrader raises MissingEntry; the message says what is missing
+            topics_out.append({"topic": name, "score": 0.0, "max_score": 0.0, "status": "crashed",
+                               "detail": f"not graded: {exc}", "tests": []})
+            continue
+        tests = []
+        for grade in sorted(nb.grades, key=lambda g: g.name):
+            if grade.max_score_gradecell is None or not grade.cell.cell_type == "code":
+                continue
+            points = float(grade.score or 0.0)
+            tests.append({"id": f"{name}.ipynb::{grade.name}", "points": points,
+                          "max_points": float(grade.max_score), "outcome": "passed" if points >= grade.max_score else "failed",
+                          "message": ""})
+        topics_out.append({"topic": name, "score": float(nb.score), "max_score": float(nb.max_score),
+                           "status": "ok", "tests": tests})
+    return {"student": student, "impl": "notebooks", "score": sum(t["score"] for t in topics_out),
+            "max_score": sum(t["max_score"] for t in topics_out), "topics": topics_out}
+
+
+def write_scores(result: dict, csv_path: Path | None, json_path: Path | None) -> None:
+    if json_path:
+        json_path.write_text(json.dumps(result, indent=1))
+    if csv_path:
+        with open(csv_path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["student", "topic", "score", "max_score"])
+            for student in result["students"]:
+                for topic in student["topics"]:
+                    writer.writerow([student["student"], topic["topic"], f"{topic['score']:g}", f"{topic['max_score']:g}"])

@@ -1,0 +1,83 @@
+"""Inside a chapter notebook: run the topic's graders on the objects the notebook defines.
+
+An autograded cell of a built chapter reads
+
+    from llmlab.notebook import run_graders
+    run_graders("04_attention", ["test_softmax_matches_torch", "test_softmax_gradients"], globals())
+
+which runs exactly those pytest graders — the same ones `pytest exercises/04_attention`
+runs — with the notebook's namespace as the implementation under test. It prints each
+failure's message and raises `AssertionError` if any test fails, so nbgrader scores the
+cell 0; when all pass, the cell earns the sum of the tests' points.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+from types import SimpleNamespace
+
+from llmlab import loader, topics
+
+
+def grader_locations(topic: topics.Topic) -> dict[str, str]:
+    """test function name -> grader file (path relative to the course root)."""
+    found = {}
+    for path in sorted(topic.graders.glob("test_*.py")):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_"):
+                found[node.name] = str(path)
+    return found
+
+
+class _Outcomes:
+    """A pytest plugin that keeps each test's outcome and message."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, tuple[str, str]] = {}
+
+    def pytest_runtest_logreport(self, report) -> None:
+        name = report.nodeid.split("::")[-1].split("[")[0]  # all parametrizations count as one test
+        if self.results.get(name, ("",))[0] == "failed":
+            return
+        if report.failed or name not in self.results or report.when == "call":
+            message = ""
+            if report.failed:
+                message = str(report.longrepr) if not hasattr(report.longrepr, "reprcrash") \
+                    else str(report.longrepr.reprcrash.message)
+            self.results[name] = ("failed" if report.failed else report.outcome, message)
+
+
+def run_graders(topic: str, tests: list[str], namespace: dict) -> None:
+    import pytest
+
+    from llmlab import pytest_plugin
+
+    resolved = topics.resolve(topic)
+    where = grader_locations(resolved)
+    unknown = [t for t in tests if t not in where]
+    if unknown:
+        raise ValueError(f"{resolved.slug} has no grader test(s) {unknown}")
+    public = {k: v for k, v in namespace.items() if not k.startswith("_")}
+    impl = loader.Implementation(resolved, resolved.graders, {"notebook": SimpleNamespace(**public)})
+    outcomes = _Outcomes()
+    args = [f"{where[t]}::{t}" for t in tests] + ["-q", "--no-header", "-p", "no:cacheprovider", "--runslow"]
+    pytest_plugin.NOTEBOOK_IMPL = impl
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # pytest's own report; ours is printed below
+            pytest.main(args, plugins=[outcomes])
+    finally:
+        pytest_plugin.NOTEBOOK_IMPL = None
+    failed = []
+    for test in tests:
+        outcome, message = outcomes.results.get(test, ("error", "the test did not run"))
+        mark = "ok  " if outcome == "passed" else "FAIL"
+        print(f"{mark} {test}")
+        if outcome != "passed":
+            failed.append(test)
+            for line in message.splitlines():
+                print(f"       {line}")
+    if failed:
+        raise AssertionError(f"{len(failed)} of {len(tests)} checks failed: {', '.join(failed)}")
