@@ -22,6 +22,8 @@ gate "2 solutions get full marks"         llmlab grade --impl solutions --strict
 gate "3 skeletons fail with their TODOs"  python ci/check_skeletons.py
 gate "4a exercises in sync"               llmlab sync --check
 gate "4b reference data reproducible"     llmlab fixtures --check
+gate "5 every mutant caught, every correct variant accepted"  llmlab mutants
+gate "6 notebooks build, execute, release and autograde"      python ci/check_notebooks.py
 
 echo
 if [ "$failed" -ne 0 ]; then

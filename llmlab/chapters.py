@@ -128,6 +128,15 @@ def _grade_cell(topic: topics.Topic, tests: list[str]) -> tuple[str, float]:
     return "\n".join(lines) + "\n", sum(points[t] for t in tests)
 
 
+def grade_cell_tests(source: str) -> list[str]:
+    """The grader tests a built grade cell runs (public and hidden)."""
+    tests = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "run_graders":
+            tests.extend(ast.literal_eval(node.args[1]))
+    return tests
+
+
 def _points(topic: topics.Topic) -> dict[str, float]:
     """Points of each grader test, read from its @pytest.mark.points(n) decorator."""
     points = {}

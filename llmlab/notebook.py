@@ -50,29 +50,39 @@ class _Outcomes:
             self.results[name] = ("failed" if report.failed else report.outcome, message)
 
 
-def run_graders(topic: str, tests: list[str], namespace: dict) -> None:
+def run_tests(topic: topics.Topic, impl: loader.Implementation, tests: list[str] | None = None,
+              stop_first: bool = False) -> dict[str, tuple[str, str]]:
+    """Run grader tests of `topic` in this process with `impl` under test.
+
+    Returns test name -> (outcome, message); all parametrizations of a test count as one."""
     import pytest
 
     from llmlab import pytest_plugin
 
-    resolved = topics.resolve(topic)
-    where = grader_locations(resolved)
-    unknown = [t for t in tests if t not in where]
+    where = grader_locations(topic)
+    unknown = [t for t in tests or [] if t not in where]
     if unknown:
-        raise ValueError(f"{resolved.slug} has no grader test(s) {unknown}")
-    public = {k: v for k, v in namespace.items() if not k.startswith("_")}
-    impl = loader.Implementation(resolved, resolved.graders, {"notebook": SimpleNamespace(**public)})
+        raise ValueError(f"{topic.slug} has no grader test(s) {unknown}")
+    targets = [f"{where[t]}::{t}" for t in tests] if tests else [str(topic.graders)]
+    args = targets + ["-q", "--no-header", "-p", "no:cacheprovider", "--runslow"] + (["-x"] if stop_first else [])
     outcomes = _Outcomes()
-    args = [f"{where[t]}::{t}" for t in tests] + ["-q", "--no-header", "-p", "no:cacheprovider", "--runslow"]
     pytest_plugin.NOTEBOOK_IMPL = impl
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # pytest's own report; ours is printed below
+        with contextlib.redirect_stdout(io.StringIO()):  # pytest's own report; callers print theirs
             pytest.main(args, plugins=[outcomes])
     finally:
         pytest_plugin.NOTEBOOK_IMPL = None
+    return outcomes.results
+
+
+def run_graders(topic: str, tests: list[str], namespace: dict) -> None:
+    resolved = topics.resolve(topic)
+    public = {k: v for k, v in namespace.items() if not k.startswith("_")}
+    impl = loader.Implementation(resolved, resolved.graders, {"notebook": SimpleNamespace(**public)})
+    results = run_tests(resolved, impl, tests)
     failed = []
     for test in tests:
-        outcome, message = outcomes.results.get(test, ("error", "the test did not run"))
+        outcome, message = results.get(test, ("error", "the test did not run"))
         mark = "ok  " if outcome == "passed" else "FAIL"
         print(f"{mark} {test}")
         if outcome != "passed":
