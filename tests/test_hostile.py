@@ -192,3 +192,19 @@ def test_echoing_reference_data_does_not_reach_full_marks(course, tmp_path):
     assert tests["test_double_reference"]["outcome"] == "passed"
     assert tests["test_double_values"]["outcome"] == "failed"
     assert report["score"] < report["max_score"]
+
+
+def test_a_write_past_the_guards_voids_the_results(hostile_course, tmp_path):
+    """Opening relative to a directory descriptor slips past the child's path check; the
+    parent's fingerprints of graders/ notice, and nothing graded after the change counts."""
+    code = HOSTILE.replace("def good(): return 42", textwrap.dedent('''
+        def good():
+            fd = os.open(ROOT / "graders/01_toy", os.O_RDONLY)
+            out = os.open("planted.txt", os.O_WRONLY | os.O_CREAT, dir_fd=fd)
+            os.write(out, b"planted")
+            os.close(out)
+            return 42'''))
+    report = grade.grade(topics.available(), impl=str(submit(tmp_path, code)), quiet=True, test_timeout=5)
+    for topic in report["topics"]:
+        assert topic["score"] == 0 and "changed during grading" in topic["detail"], topic["detail"]
+    assert (hostile_course / "graders/01_toy/planted.txt").exists(), "the checkout must not be altered by grading"
