@@ -25,7 +25,7 @@ def execute(notebook: Path, out: Path, budget: float = BUDGET_S) -> float:
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
     nb = nbformat.read(notebook, as_version=4)
-    os.environ["MPLBACKEND"] = "Agg"
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures become outputs
     bindir = str(Path(sys.executable).parent)
     os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     start = time.monotonic()
