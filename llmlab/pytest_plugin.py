@@ -48,6 +48,10 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "hidden: instructor-only test, left out of student bundles")
     config.addinivalue_line("markers", "slow: long experiment; runs only with --runslow")
     config.stash[_RESULTS] = {}
+    # Graders run tiny models: one thread is as fast on an idle machine and many times
+    # faster on a busy one (thread contention), and it makes timings repeatable.
+    import torch
+    torch.set_num_threads(int(os.environ.get("LLMLAB_THREADS", "1")))
     config.stash[_GUARD] = _GradingGuard.start(config)
     try:
         from hypothesis import HealthCheck, settings

@@ -54,7 +54,7 @@ def _npz_bytes(arrays: dict[str, Any]) -> bytes:
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             data = io.BytesIO()
-            np.lib.format.write_array(data, np.ascontiguousarray(array), allow_pickle=False)
+            np.lib.format.write_array(data, np.asarray(array, order="C"), allow_pickle=False)  # keeps 0-d
             archive.writestr(info, data.getvalue())
     return buffer.getvalue()
 
