@@ -68,7 +68,10 @@ def _definitions(path: Path) -> tuple[str, dict[str, str], list[str]]:
 
     defs: dict[str, str] = {}
     order: list[str] = []
-    header_parts = []
+    header_end = None  # the header is every line (comments too) before the first definition
+    header_start = body[0].lineno if body else len(lines) + 1
+    if tree.body and body and tree.body[0] is not body[0]:
+        header_start = tree.body[0].end_lineno + 1  # after the module docstring
     seen_definition = False
     for i, node in enumerate(body):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -80,14 +83,18 @@ def _definitions(path: Path) -> tuple[str, dict[str, str], list[str]]:
             if seen_definition:
                 raise ChapterError(f"{path}: top-level statement at line {node.lineno} after the first "
                                    f"definition cannot be placed in a chapter; move it up")
-            header_parts.append("".join(lines[node.lineno - 1: node.end_lineno]))
             continue
+        if not seen_definition:
+            header_end = start_of(node) - 1
         seen_definition = True
         end = start_of(body[i + 1]) - 1 if i + 1 < len(body) else len(lines)
         text = "".join(lines[start_of(node) - 1: end]).rstrip() + "\n"
         defs[name] = text
         order.append(name)
-    return "".join(header_parts), defs, order
+    if header_end is None:
+        header_end = len(lines)
+    header = "".join(lines[header_start - 1: header_end]).strip("\n") + "\n"
+    return header, defs, order
 
 
 def _include(topic: topics.Topic, spec: str, used: dict[tuple[str, str], int]) -> str:
