@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import resource
@@ -116,7 +117,7 @@ def run_topic(topic: topics.Topic, folder: Path, tests: list[dict], time_limit: 
         key_read, key_write = os.pipe()
         os.write(key_write, key)
         os.close(key_write)
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **{sandbox.KEY_FD_ENV: str(key_read)})
+        env = dict(os.environ, **{sandbox.KEY_FD_ENV: str(key_read)})
         status, detail = "ok", ""
         proc = subprocess.Popen(cmd, cwd=paths.root(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env, pass_fds=(key_read,),
@@ -171,39 +172,29 @@ def run_topic(topic: topics.Topic, folder: Path, tests: list[dict], time_limit: 
 
 
 class ProtectedFiles:
-    """The bytes of the graders, reference data and harness, to notice and undo changes
-    a child made despite its guards (belt and braces: the child's audit hook refuses them)."""
+    """Fingerprints of the graders and reference data, to notice a child that changed them
+    despite its guards (the child's audit hook refuses such writes). Nothing is restored or
+    deleted: the checkout may be someone's working tree. Results graded while the files
+    differ from the start of the run do not count."""
 
     def __init__(self, roots: list[Path]):
-        self.files = {p: p.read_bytes() for p in self._walk(roots)}
         self.roots = roots
+        self.digests = self._digest()
 
-    @staticmethod
-    def _walk(roots: list[Path]) -> list[Path]:
-        found = []
-        for root in roots:
-            if root.is_file():
-                found.append(root)
-            elif root.is_dir():
-                found.extend(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-        return found
+    def _digest(self) -> dict[Path, str]:
+        digests = {}
+        for root in self.roots:
+            files = [root] if root.is_file() else sorted(root.rglob("*")) if root.is_dir() else []
+            for path in files:
+                if path.is_file() and "__pycache__" not in path.parts:
+                    digests[path] = hashlib.sha256(path.read_bytes()).hexdigest()
+        return digests
 
-    def restore_changes(self) -> list[str]:
-        changed = []
-        for path, data in self.files.items():
-            try:
-                same = path.read_bytes() == data
-            except OSError:
-                same = False
-            if not same:
-                changed.append(str(path.relative_to(paths.root())) if path.is_relative_to(paths.root()) else str(path))
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
-        for path in self._walk(self.roots):
-            if path not in self.files:
-                changed.append(str(path))
-                path.unlink()
-        return changed
+    def changes(self) -> list[str]:
+        now = self._digest()
+        changed = sorted(set(now) ^ set(self.digests) | {p for p in now if self.digests.get(p) != now[p]})
+        root = paths.root()
+        return [str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in changed]
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -234,17 +225,17 @@ def grade(selected: list[topics.Topic], impl: str = "exercises", time_limit: flo
           memory_mb: int = 6144, console=None, quiet: bool = False, test_timeout: float = 60) -> dict:
     collected = collect(selected)
     report = {"impl": str(impl), "score": 0.0, "max_score": 0.0, "topics": []}
-    protected = ProtectedFiles(sandbox.protected_paths(paths.root()))
+    protected = ProtectedFiles([paths.graders_dir(), paths.reference_dir()])
     for topic in selected:
         folder = loader.impl_folder(topic, impl)
         if console and not quiet:
             console.print(f"grading {topic.slug} ...", end=" ")
         entry = run_topic(topic, folder, collected[topic.slug], time_limit, memory_mb, test_timeout)
-        changed = protected.restore_changes()
+        changed = protected.changes()
         if changed:
             entry.update(status="crashed", score=0.0,
-                         detail=f"the code under test changed {', '.join(changed[:3])}; "
-                                f"the files were restored and no result of this topic counts")
+                         detail=f"{', '.join(changed[:3])} changed during grading, so no result of this topic "
+                                f"counts; restore them (`git checkout graders reference`) and grade again")
             for test in entry["tests"]:
                 test.update(points=0.0, outcome="error", message=entry["detail"])
         if console and not quiet:

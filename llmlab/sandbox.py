@@ -7,8 +7,7 @@ cheating or breaking a grading run fail loudly and costs the student the affecte
 - an audit hook (PEP 578: it cannot be removed once installed) refuses, after set-up:
   network access; writing, deleting or renaming anything under the protected folders
   (graders/, reference/, the llmlab package, conftest.py, pyproject.toml); starting
-  processes; killing other processes; loading native code with ctypes; walking the
-  garbage collector's object graph (the usual way to dig into the harness);
+  processes; killing other processes; loading native code with ctypes;
 - `Integrity` remembers the functions of torch, numpy, pytest and llmlab and, after each
   test, reports and undoes any that the code under test replaced (e.g. a patched
   `torch.allclose`);
@@ -46,9 +45,6 @@ _BLOCKED_ALWAYS = {
     "pty.spawn": "starting processes",
     "ctypes.dlopen": "loading native code",
     "ctypes.dlsym": "loading native code",
-    "gc.get_objects": "inspecting the grader's memory",
-    "gc.get_referrers": "inspecting the grader's memory",
-    "gc.get_referents": "inspecting the grader's memory",
 }
 _PATH_EVENTS = {  # event -> indices of path arguments
     "os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.chmod": (0,), "os.chown": (0,),
