@@ -112,6 +112,9 @@ class Integrity:
     """Snapshot of the functions graders rely on; detects and undoes replacements."""
 
     def __init__(self) -> None:
+        # torch._dynamo wraps some torch functions (torch.manual_seed) when first imported,
+        # which any torch.optim optimizer does: import it now so the snapshot sees its wrappers.
+        importlib.import_module("torch._dynamo")
         self.owners = []
         for name in WATCHED:
             try:
