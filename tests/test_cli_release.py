@@ -75,6 +75,7 @@ def _grade_bundle(bundle: Path, report: Path) -> dict:
     return json.loads(report.read_text())
 
 
+@pytest.mark.timeout(1200)  # grades every topic twice, each in its own process
 def test_student_bundle_grades_without_solutions(tmp_path, monkeypatch):
     """The real course: in the bundle the skeleton fails cleanly, and the reference code
     copied into exercises/ gets full public marks — from reference data and oracles alone."""

@@ -5,7 +5,11 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from llmlab import grade, topics
+
+pytestmark = pytest.mark.timeout(600)  # these tests grade whole (toy) courses in child processes
 
 
 def run(*args, cwd):
