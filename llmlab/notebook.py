@@ -65,13 +65,17 @@ def run_tests(topic: topics.Topic, impl: loader.Implementation, tests: list[str]
         raise ValueError(f"{topic.slug} has no grader test(s) {unknown}")
     targets = [f"{where[t]}::{t}" for t in tests] if tests else [str(topic.graders)]
     args = targets + ["-q", "--no-header", "-p", "no:cacheprovider", "--runslow"] + (["-x"] if stop_first else [])
+    import torch
+
     outcomes = _Outcomes()
+    threads = torch.get_num_threads()  # the plugin sets one thread for grading; give it back after
     pytest_plugin.NOTEBOOK_IMPL = impl
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # pytest's own report; callers print theirs
             pytest.main(args, plugins=[outcomes])
     finally:
         pytest_plugin.NOTEBOOK_IMPL = None
+        torch.set_num_threads(threads)
     return outcomes.results
 
 
