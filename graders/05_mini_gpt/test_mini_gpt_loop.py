@@ -31,15 +31,6 @@ from llmlab import check, reference, stats
 TOPIC = "05_mini_gpt"
 
 
-@pytest.fixture(autouse=True)
-def torch_threads_for_tiny_models():
-    """Run each test on one intra-op thread, then restore the setting. These models are far
-    too small to gain from threads, and when other processes share the CPU, OpenMP threads
-    that spin-wait for each other made the tests 10–20× slower (measured on 2 cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 _SETTINGS = settings(max_examples=25, suppress_health_check=[
     HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
