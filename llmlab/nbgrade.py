@@ -75,16 +75,28 @@ def release(built: Path, out: Path, timeout: int = 300) -> list[Path]:
     return sorted(out.rglob("*.ipynb"))
 
 
+def hidden_test_names() -> set[str]:
+    """Names of every instructor-only grader test of the course."""
+    from llmlab import topics
+    from llmlab.notebook import grader_locations
+
+    return {name for topic in topics.available() for name, file in grader_locations(topic).items()
+            if Path(file).stem.endswith("_hidden")}
+
+
 def audit(folder: Path) -> list[str]:
     """What must never be in a released notebook."""
     problems = []
+    hidden = hidden_test_names()
     for path in sorted(folder.rglob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
             text = cell.source
-            for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "_hidden"):
+            for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
                 if marker in text:
                     problems.append(f"{path.name}: a cell contains {marker!r}")
+            for name in sorted(n for n in hidden if n in text):
+                problems.append(f"{path.name}: a cell names the hidden test {name}")
             if "solutions/" in text or "import solutions" in text or "from solutions" in text:
                 problems.append(f"{path.name}: a cell refers to solutions/")
             if cell.cell_type == "code" and cell.get("outputs"):
