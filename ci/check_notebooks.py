@@ -22,7 +22,7 @@ from pathlib import Path
 
 import nbformat
 
-from llmlab import chapters, execute, mutants, nbgrade, paths, topics
+from llmlab import chapters, execute, grade, mutants, nbgrade, paths, topics
 
 
 def failing_tests(topic: topics.Topic, mutant: mutants.Mutant) -> set[str]:
@@ -109,10 +109,14 @@ def main() -> int:
     result = nbgrade.autograde(built, subs)
     nbgrade.write_scores(result, built / "scores.csv", built / "scores.json")
     by_student = {s["student"]: s for s in result["students"]}
+    collected = grade.collect([topics.resolve(n) for n in names])
     for topic in by_student["instructor"]["topics"]:
-        print(f"instructor {topic['topic']}: {topic['score']:g} / {topic['max_score']:g}")
+        pytest_points = sum(t["points"] for t in collected[topic["topic"]])
+        print(f"instructor {topic['topic']}: {topic['score']:g} / {topic['max_score']:g} (pytest: {pytest_points:g})")
         if topic["score"] != topic["max_score"] or topic["max_score"] <= 0:
             problems.append(f"instructor notebook {topic['topic']} scored {topic['score']:g} / {topic['max_score']:g}")
+        if topic["max_score"] != pytest_points:
+            problems.append(f"{topic['topic']}: the notebook is worth {topic['max_score']:g} points, pytest {pytest_points:g}")
     for topic in by_student["untouched"]["topics"]:
         print(f"untouched  {topic['topic']}: {topic['score']:g} / {topic['max_score']:g}")
         if topic["score"] != 0:

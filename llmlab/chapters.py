@@ -145,17 +145,14 @@ def grade_cell_tests(source: str) -> list[str]:
 
 
 def _points(topic: topics.Topic) -> dict[str, float]:
-    """Points of each grader test, read from its @pytest.mark.points(n) decorator."""
-    points = {}
-    for path in sorted(topic.graders.glob("test_*.py")):
-        for node in ast.parse(path.read_text()).body:
-            if not isinstance(node, ast.FunctionDef) or not node.name.startswith("test_"):
-                continue
-            for dec in node.decorator_list:
-                if isinstance(dec, ast.Call) and ast.unparse(dec.func).endswith("mark.points"):
-                    points[node.name] = float(ast.literal_eval(dec.args[0]))
-            if node.name not in points:
-                raise ChapterError(f"{path}: {node.name} has no @pytest.mark.points")
+    """Points of each grader test function, from pytest's own collection: a parametrized
+    test is worth the points of all its cases, exactly as `pytest` and `llmlab grade` count."""
+    from llmlab import grade
+
+    points: dict[str, float] = {}
+    for test in grade.collect([topic])[topic.slug]:
+        name = test["id"].split("::")[-1].split("[")[0]
+        points[name] = points.get(name, 0.0) + float(test["points"])
     return points
 
 
