@@ -18,6 +18,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,11 @@ def generator_module(topic: topics.Topic):
         return None
     spec = importlib.util.spec_from_file_location(f"llmlab_fixtures_{topic.slug}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(topic.graders))  # generators may import the topic's grader helpers
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(topic.graders))
     return module
 
 

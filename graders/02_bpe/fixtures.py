@@ -11,12 +11,10 @@ Records (all JSON; bytes as lowercase hex):
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bpe_oracle  # noqa: E402
+import bpe_oracle  # graders/02_bpe/bpe_oracle.py (the harness puts this folder on sys.path)
 
 SEED = 0
 
