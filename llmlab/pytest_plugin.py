@@ -143,17 +143,10 @@ def _location_in(tb, folder: Path | None) -> str:
         return ""
     last = ""
     for frame in traceback.extract_tb(tb):
-        try:
-            rel = Path(frame.filename).resolve().relative_to(folder.resolve())
-        except ValueError:
-            continue
-        shown = Path(frame.filename).resolve()
-        try:
-            shown = shown.relative_to(paths.root())
-        except ValueError:
-            pass
-        last = f"{shown}:{frame.lineno}"
-        del rel
+        path = Path(frame.filename).resolve()
+        if path.is_relative_to(folder.resolve()):
+            shown = path.relative_to(paths.root()) if path.is_relative_to(paths.root()) else path
+            last = f"{shown}:{frame.lineno}"
     return last
 
 

@@ -50,15 +50,19 @@ def _one_hot_lookup(ids: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return F.one_hot(ids, weight.shape[0]).to(weight.dtype) @ weight        # (*ids, V) @ (V, C)
 
 
-class _OverwriteLookup(torch.autograd.Function):
-    """A known mistake: a hand-written backward that writes each occurrence's gradient into
-    its row instead of adding it (index_put without accumulate), so repeated ids keep one."""
+class _LookupWithOwnBackward(torch.autograd.Function):
+    """A row lookup whose backward a subclass writes (the known gradient mistakes below)."""
 
     @staticmethod
     def forward(ctx, weight, ids):
         ctx.save_for_backward(ids)
         ctx.shape = weight.shape
         return weight[ids]
+
+
+class _OverwriteLookup(_LookupWithOwnBackward):
+    """A known mistake: a hand-written backward that writes each occurrence's gradient into
+    its row instead of adding it (index_put without accumulate), so repeated ids keep one."""
 
     @staticmethod
     def backward(ctx, grad):
@@ -68,15 +72,9 @@ class _OverwriteLookup(torch.autograd.Function):
         return out, None
 
 
-class _FreqScaled(torch.autograd.Function):
+class _FreqScaled(_LookupWithOwnBackward):
     """A known mistake: the gradient of each row averaged over its occurrences
     (nn.Embedding's scale_grad_by_freq=True) instead of summed."""
-
-    @staticmethod
-    def forward(ctx, weight, ids):
-        ctx.save_for_backward(ids)
-        ctx.shape = weight.shape
-        return weight[ids]
 
     @staticmethod
     def backward(ctx, grad):
