@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from llmlab import corpus, loader, paths, topics
+from llmlab.course import loader, paths, topics
+from llmlab.lib import corpus
 
 
 def timed(cmd: list[str]) -> tuple[float, int]:

@@ -22,7 +22,10 @@ from pathlib import Path
 
 import nbformat
 
-from llmlab import chapters, execute, grade, mutants, nbgrade, paths, topics
+from llmlab.authoring import mutants
+from llmlab.book import chapters, execute, nbgrade
+from llmlab.course import paths, topics
+from llmlab.grading import grade
 
 
 def failing_tests(topic: topics.Topic, mutant: mutants.Mutant) -> set[str]:

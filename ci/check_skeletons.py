@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import sys
 
-from llmlab import grade, topics
+from llmlab.course import topics
+from llmlab.grading import grade
 
 
 def main() -> int:

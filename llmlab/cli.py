@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from llmlab import topics
+from llmlab.course import topics
 
 console = Console(highlight=False)
 
@@ -22,13 +22,13 @@ def _topics(names):
 
 
 def cmd_list(args) -> int:
-    from llmlab import progress
+    from llmlab.student import progress
     progress.print_list(console, _topics(None))
     return 0
 
 
 def cmd_grade(args) -> int:
-    from llmlab import grade
+    from llmlab.grading import grade
     selected = _topics(args.topics)
     report = grade.grade(selected, impl=args.impl, time_limit=args.time_limit, memory_mb=args.memory_mb,
                          console=console, quiet=args.quiet)
@@ -40,7 +40,7 @@ def cmd_grade(args) -> int:
 
 
 def cmd_sync(args) -> int:
-    from llmlab import sync
+    from llmlab.authoring import sync
     try:
         result = sync.sync(_topics(args.topics), check=args.check, force=args.force)
     except sync.SyncError as exc:
@@ -64,16 +64,17 @@ def cmd_sync(args) -> int:
 
 
 def cmd_fixtures(args) -> int:
-    from llmlab import reference
+    from llmlab.authoring import fixtures
+    from llmlab.testing import reference
     problems = []
     for topic in _topics(args.topics):
         try:
             if args.check:
-                found = reference.check(topic)
+                found = fixtures.check(topic)
                 problems.extend(found)
                 console.print(f"{topic.slug}: {'[red]differs[/red]' if found else 'ok'}")
             else:
-                written = reference.write(topic)
+                written = fixtures.write(topic)
                 console.print(f"{topic.slug}: wrote {len(written)} files")
         except reference.ReferenceError as exc:
             console.print(f"[red]error:[/red] {exc}")
@@ -84,12 +85,12 @@ def cmd_fixtures(args) -> int:
 
 
 def cmd_mutants(args) -> int:
-    from llmlab import mutants
+    from llmlab.authoring import mutants
     return mutants.main(_topics(args.topics), console, variants_only=args.variants, mutants_only=args.no_variants)
 
 
 def cmd_release(args) -> int:
-    from llmlab import release
+    from llmlab.authoring import release
     try:
         out = release.release(Path(args.out), force=args.force)
     except release.ReleaseError as exc:
@@ -100,7 +101,8 @@ def cmd_release(args) -> int:
 
 
 def cmd_notebooks(args) -> int:
-    from llmlab import chapters, execute, nbgrade, paths
+    from llmlab.book import chapters, execute, nbgrade
+    from llmlab.course import paths
     built = Path(args.dir) if args.dir else paths.root() / "build" / "notebooks"
     try:
         if args.action == "build":
@@ -145,7 +147,7 @@ def cmd_notebooks(args) -> int:
 
 
 def cmd_doctor(args) -> int:
-    from llmlab import doctor
+    from llmlab.student import doctor
     return doctor.main(console)
 
 

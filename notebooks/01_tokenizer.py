@@ -421,7 +421,7 @@ from collections import Counter
 
 import matplotlib.pyplot as plt
 
-from llmlab.corpus import course_corpus, train_val_split
+from llmlab.lib.corpus import course_corpus, train_val_split
 
 started = time.perf_counter()
 train_text, val_text = train_val_split(course_corpus())

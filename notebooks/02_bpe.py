@@ -312,7 +312,7 @@ print("with merges", rank_merges, "'abc' ->", [rank_tok.vocab[i] for i in rank_t
 # a multi-byte character) is shown as its raw bytes.
 
 # %%
-from llmlab.corpus import course_corpus, train_val_split
+from llmlab.lib.corpus import course_corpus, train_val_split
 
 EOT = "<|endoftext|>"
 demo_corpus = EOT.join(course_corpus(100, seed=1).split("\n\n"))

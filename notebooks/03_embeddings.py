@@ -430,14 +430,14 @@ plt.show()
 # %% [markdown]
 # ### 4.3 A tiny word-level GPT and what its embeddings learn
 #
-# Now a real training run. The course corpus (`llmlab.corpus.course_corpus()`) is generated
+# Now a real training run. The course corpus (`llmlab.lib.corpus.course_corpus()`) is generated
 # from a small grammar: names, places, things, feelings, months, numbers. We split it into
 # *words*: runs of letters, single digits and single punctuation marks (including emoji). With
 # fewer than two hundred distinct words, a tiny model can pick up much of the grammar in a
 # short CPU run, and its embedding table becomes something we can inspect word by word.
 #
 # The model uses everything from this chapter: `TokenAndPosition` as input layer, the given
-# `llmlab.nn.Block` (a pre-norm Transformer block; chapter 04 builds one from scratch), a final
+# `llmlab.lib.nn.Block` (a pre-norm Transformer block; chapter 04 builds one from scratch), a final
 # LayerNorm, an output head tied to the token table with `tie_weights`, and AdamW with the groups
 # from `param_groups`. As in GPT-2, the two tables are re-initialised with standard deviation
 # 0.02 instead of N(0, 1): with a tied head, rows of N(0, 1) entries would make the first
@@ -450,8 +450,8 @@ import time
 import torch.nn.functional as F
 from torch import nn
 
-from llmlab.corpus import MONTHS, NAMES, FEELINGS, VERBS_PAST, course_corpus, train_val_split
-from llmlab.nn import Block, init_gpt_weights
+from llmlab.lib.corpus import MONTHS, NAMES, FEELINGS, VERBS_PAST, course_corpus, train_val_split
+from llmlab.lib.nn import Block, init_gpt_weights
 
 # The tensors here are tiny: one thread avoids threading overhead (and competition on a busy machine).
 torch.set_num_threads(1)

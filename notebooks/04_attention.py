@@ -453,8 +453,8 @@ import time
 import matplotlib.pyplot as plt
 from torch import nn
 
-from llmlab.corpus import course_corpus
-from llmlab.text import CharCodec
+from llmlab.lib.corpus import course_corpus
+from llmlab.lib.text import CharCodec
 
 started = time.perf_counter()
 

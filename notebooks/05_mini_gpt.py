@@ -98,7 +98,7 @@
 #
 # One block holds 64 + 816 + 272 + 1088 + 1040 = 3280 parameters. In general the weight
 # matrices of a block give `3C² + C² + 4C² + 4C² = 12C²` and the biases and norms give
-# `3C + C + 4C + C + 4C = 13C` (`llmlab.nn.block_parameter_count`), and indeed
+# `3C + C + 4C + C + 4C = 13C` (`llmlab.lib.nn.block_parameter_count`), and indeed
 # `12·256 + 13·16 = 3072 + 208 = 3280`. The whole model:
 #
 # `V·C + block_size·C + L·(12C² + 13C) + 2C = 160 + 128 + 2·3280 + 32 = 6880`.
@@ -169,7 +169,7 @@ for tau in (1.0, 0.5, 2.0):
 #
 # Everything lives in one module, `mini_gpt.py`. Shapes follow the course convention: `B`
 # batch, `T` sequence length (`T ≤ block_size`), `C = d_model`, `V = vocab_size`,
-# `L = n_layer`. The module imports the given building blocks from `llmlab.nn`: `Block` (a
+# `L = n_layer`. The module imports the given building blocks from `llmlab.lib.nn`: `Block` (a
 # pre-norm Transformer block, `x + attn(ln1(x))` then `x + mlp(ln2(x))`), the parameter count
 # of one block, GPT-2's weight initialisation and its scaled standard deviation for residual
 # projections. First, the imports.
@@ -312,7 +312,7 @@ print("max |Δ logits| per position:", [f"{v:.1e}" for v in moved.tolist()])
 # `Embedding` or `LayerNorm` modules inside the function):
 #
 # * token embeddings `V·C` and position embeddings `block_size·C`;
-# * `L` blocks of `llmlab.nn.block_parameter_count(C, bias)` each (`12C² + 13C` with biases,
+# * `L` blocks of `llmlab.lib.nn.block_parameter_count(C, bias)` each (`12C² + 13C` with biases,
 #   `12C² + 2C` without);
 # * the final LayerNorm: `2C` with bias, `C` without;
 # * the tied head: nothing, as `sum(p.numel() for p in model.parameters())` counts it.
@@ -493,10 +493,10 @@ print("greedy with logits [0, 3, 1, 3]:", greedy.tolist())
 #
 # ### 4.1 Data
 #
-# The course corpus (`llmlab.corpus.course_corpus()`) is English generated from a small grammar:
+# The course corpus (`llmlab.lib.corpus.course_corpus()`) is English generated from a small grammar:
 # short stories about a handful of people, places and things, with dialogue, numbers, dates and
 # a few non-ASCII characters. We model it character by character with the given
-# `llmlab.text.CharCodec`, which gives every distinct character an id (sorted by code point).
+# `llmlab.lib.text.CharCodec`, which gives every distinct character an id (sorted by code point).
 # `train_val_split` keeps the last 10% of the paragraphs for validation.
 
 # %%
@@ -506,8 +506,8 @@ import time
 import matplotlib.pyplot as plt
 from tqdm import tqdm
 
-from llmlab.corpus import course_corpus, train_val_split
-from llmlab.text import CharCodec
+from llmlab.lib.corpus import course_corpus, train_val_split
+from llmlab.lib.text import CharCodec
 
 corpus = course_corpus()
 train_text, val_text = train_val_split(corpus)

@@ -42,7 +42,7 @@ TOY_GRADERS = '''\
 import pytest
 import torch
 
-from llmlab import check, reference
+from llmlab.testing import check, reference
 
 
 @pytest.mark.points(2)
@@ -68,7 +68,7 @@ TOY_HIDDEN = '''\
 import pytest
 import torch
 
-from llmlab import check
+from llmlab.testing import check
 
 
 @pytest.mark.hidden
@@ -114,8 +114,10 @@ def course(tmp_path, monkeypatch):
 
 @pytest.fixture
 def synced_course(course):
-    from llmlab import reference, sync, topics
+    from llmlab.authoring import fixtures
+    from llmlab.authoring import sync
+    from llmlab.course import topics
     sync.sync(topics.available())
     for topic in topics.available():
-        reference.write(topic)
+        fixtures.write(topic)
     return course

@@ -4,9 +4,9 @@ equivalent correct formulations within the tolerance policy."""
 import pytest
 import torch
 
-from llmlab import check
-from llmlab.check import GradingFailure
-from llmlab.tolerances import Tolerance, tolerance
+from llmlab.testing import check
+from llmlab.testing.check import GradingFailure
+from llmlab.testing.tolerances import Tolerance, tolerance
 
 
 def test_close_passes_equal_and_fails_different_values_with_details():

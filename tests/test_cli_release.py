@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from llmlab import release, topics
+from llmlab.authoring import release
 from llmlab.cli import build_parser, main
+from llmlab.course import topics
 
 REPO = Path(__file__).resolve().parent.parent
 

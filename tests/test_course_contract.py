@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from llmlab import paths, release, sync, topics
+from llmlab.authoring import release, sync
+from llmlab.course import paths, topics
 
 REPO = Path(__file__).resolve().parent.parent
 

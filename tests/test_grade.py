@@ -7,7 +7,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from llmlab import grade, topics
+from llmlab.course import topics
+from llmlab.grading import grade
 
 pytestmark = pytest.mark.timeout(600)  # these tests grade whole (toy) courses in child processes
 

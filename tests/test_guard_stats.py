@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llmlab import stats
-from llmlab.check import GradingFailure
-from llmlab.guard import ForbiddenCall, forbid
+from llmlab.testing import stats
+from llmlab.testing.check import GradingFailure
+from llmlab.testing.guard import ForbiddenCall, forbid
 
 SOFTMAX = ["torch.softmax", "torch.nn.functional.softmax", "torch.Tensor.softmax"]
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from llmlab import grade, topics
+from llmlab.course import topics
+from llmlab.grading import grade
 
 from conftest import write
 
@@ -17,14 +18,14 @@ pytestmark = pytest.mark.timeout(900)
 NAMES = ["good", "loop", "memory", "sys_exit", "keyboard", "pytest_exit", "patch_checks", "write_graders",
          "write_reference", "fake_output", "network", "subprocess", "kill_parent", "good_after"]
 
-GRADERS = "import pytest\nfrom llmlab import check\n" + "".join(
+GRADERS = "import pytest\nfrom llmlab.testing import check\n" + "".join(
     f"\n\n@pytest.mark.points(1)\ndef test_{n}(impl):\n    check.equal(impl.{n}(), 42, unit=\"{n}\")\n" for n in NAMES)
 
 HOSTILE = '''
 import os, socket, subprocess, sys, time
 from pathlib import Path
 import pytest, torch
-import llmlab.check
+import llmlab.testing.check
 
 ROOT = Path(os.environ["LLMLAB_ROOT"])
 
@@ -41,7 +42,7 @@ def sys_exit(): sys.exit(0)
 def keyboard(): raise KeyboardInterrupt
 def pytest_exit(): pytest.exit("bye")
 def patch_checks():
-    llmlab.check.equal = lambda *a, **k: None
+    llmlab.testing.check.equal = lambda *a, **k: None
     torch.allclose = lambda *a, **k: True
     return 41
 def write_graders():
@@ -73,12 +74,14 @@ def hostile_course(course):
     (course / "graders/01_toy/test_toy_hidden.py").unlink()
     write(course / "graders/01_toy/test_toy.py", GRADERS)
     write(course / "graders/02_calm/test_calm.py",
-          "import pytest\nfrom llmlab import check\n\n@pytest.mark.points(1)\ndef test_calm(impl):\n"
+          "import pytest\nfrom llmlab.testing import check\n\n@pytest.mark.points(1)\ndef test_calm(impl):\n"
           "    check.equal(impl.answer(), 42, unit='answer')\n")
     write(course / "solutions/02_calm/calm.py", "def answer():\n    return 42\n")
-    from llmlab import reference, sync
+    from llmlab.authoring import fixtures
+    from llmlab.authoring import sync
+    from llmlab.testing import reference
     sync.sync(topics.available())
-    reference.write(topics.resolve("01_toy"))
+    fixtures.write(topics.resolve("01_toy"))
     return course
 
 
@@ -167,12 +170,15 @@ def test_forged_results_are_detected(hostile_course, tmp_path):
 
 
 def test_echoing_reference_data_does_not_reach_full_marks(course, tmp_path):
-    from llmlab import reference, sync
+    from llmlab.authoring import fixtures
+    from llmlab.authoring import sync
+    from llmlab.testing import reference
     sync.sync(topics.available())
-    reference.write(topics.resolve("01_toy"))
+    fixtures.write(topics.resolve("01_toy"))
     echo = textwrap.dedent('''
         import torch
-        from llmlab import reference
+        from llmlab.authoring import fixtures
+        from llmlab.testing import reference
         def double(x):
             ref = reference.load("01_toy", "double")
             if x.shape == ref["x"].shape and torch.equal(x, ref["x"]):

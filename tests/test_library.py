@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from llmlab import corpus, nn as given
-from llmlab.text import CharCodec
+from llmlab.lib import corpus, nn as given
+from llmlab.lib.text import CharCodec
 
 
 def test_corpus_is_deterministic_and_varied():

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from llmlab import loader, reference, topics
+from llmlab.authoring import fixtures
+from llmlab.course import loader, topics
+from llmlab.testing import reference
 
 
 def test_fixtures_write_check_and_load(synced_course):
@@ -14,7 +16,7 @@ def test_fixtures_write_check_and_load(synced_course):
     manifest = json.loads((topic.reference / "manifest.json").read_text())
     assert manifest["seed"] == 3 and manifest["torch_version"] == torch.__version__
     assert sorted(manifest["files"]) == ["double.npz", "info.json"]
-    assert reference.check(topic) == []
+    assert fixtures.check(topic) == []
     record = reference.load("01_toy", "double")
     assert torch.equal(record["y"], 2 * record["x"])
     assert reference.load("01_toy", "info") == {"n": 5}
@@ -23,7 +25,7 @@ def test_fixtures_write_check_and_load(synced_course):
 def test_identical_data_gives_identical_bytes(synced_course):
     topic = topics.resolve("01_toy")
     before = (topic.reference / "double.npz").read_bytes()
-    reference.write(topic)
+    fixtures.write(topic)
     assert (topic.reference / "double.npz").read_bytes() == before
 
 
@@ -42,14 +44,14 @@ def test_modified_reference_is_refused_and_reported(synced_course):
     np.savez(path, **data)
     with pytest.raises(reference.ReferenceError, match="modified"):
         reference.load("01_toy", "double")
-    assert any("checksum" in p for p in reference.check(topic))
+    assert any("checksum" in p for p in fixtures.check(topic))
     reference._CACHE.clear()
 
 
 def test_check_notices_changed_values(synced_course):
     sol = synced_course / "solutions/01_toy/toy.py"
     sol.write_text(sol.read_text().replace("return 2 * x", "return 2.5 * x"))
-    assert any("values differ" in p for p in reference.check(topics.resolve("01_toy")))
+    assert any("values differ" in p for p in fixtures.check(topics.resolve("01_toy")))
 
 
 def test_object_arrays_are_refused():

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from llmlab import sync, topics
+from llmlab.authoring import sync
+from llmlab.course import topics
 
 
 def test_skeleton_replaces_each_region_with_a_named_todo(course):

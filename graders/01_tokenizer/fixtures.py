@@ -4,7 +4,7 @@ Every record stores its inputs next to its outputs, so graders read both from th
 (graders never import this file). All records are JSON: ids are small integers.
 """
 
-from llmlab.corpus import course_corpus
+from llmlab.lib.corpus import course_corpus
 
 SEED = 0
 

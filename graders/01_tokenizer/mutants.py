@@ -4,7 +4,7 @@ Each mutant is one mistake (a few coordinated edits where the mistake spans enco
 decode); `message` is the text the graders print when they recognise it.
 """
 
-from llmlab.mutants import Edit, Mutant, Variant
+from llmlab.authoring.mutants import Edit, Mutant, Variant
 
 F = "tokenizer.py"
 

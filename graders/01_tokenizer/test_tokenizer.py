@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from llmlab import check, reference
-from llmlab.corpus import course_corpus
+from llmlab.lib.corpus import course_corpus
+from llmlab.testing import check, reference
 
 TOPIC = "01_tokenizer"
 SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>"]

@@ -12,9 +12,9 @@ import torch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from llmlab import check, reference
-from llmlab.corpus import course_corpus
-from llmlab.guard import forbid
+from llmlab.lib.corpus import course_corpus
+from llmlab.testing import check, reference
+from llmlab.testing.guard import forbid
 
 TOPIC = "01_tokenizer"
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3

@@ -10,8 +10,8 @@ from collections import Counter
 import pytest
 import torch
 
-from llmlab import check
-from llmlab.corpus import course_corpus
+from llmlab.lib.corpus import course_corpus
+from llmlab.testing import check
 
 SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>"]
 UNK_ID = 1

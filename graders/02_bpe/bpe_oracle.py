@@ -179,7 +179,7 @@ def diagnose_merges(corpus: str, special_tokens, got, expected) -> tuple[str, st
 def course_training_text(n_paragraphs: int, seed: int, separator: str) -> str:
     """The shipped training corpus: the course corpus with documents (paragraphs) joined by
     `separator` (a special token), as real pre-training data is."""
-    from llmlab.corpus import course_corpus
+    from llmlab.lib.corpus import course_corpus
 
     return separator.join(course_corpus(n_paragraphs, seed).split("\n\n"))
 

@@ -5,7 +5,7 @@ every mutant fails a grader (naming the mistake where `message` is set) and ever
 gets full marks.
 """
 
-from llmlab.mutants import Edit, Mutant, Variant
+from llmlab.authoring.mutants import Edit, Mutant, Variant
 
 F = "bpe.py"
 

@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bpe_oracle as O
-from llmlab import check, reference
-from llmlab.guard import forbid
+from llmlab.testing import check, reference
+from llmlab.testing.guard import forbid
 
 TOPIC = "02_bpe"
 # Properties run inside the test, after one plain call: a TODO then fails at once instead of

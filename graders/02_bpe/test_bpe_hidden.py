@@ -7,7 +7,7 @@ import random
 import pytest
 
 import bpe_oracle as O
-from llmlab import check, reference
+from llmlab.testing import check, reference
 
 
 @pytest.mark.hidden

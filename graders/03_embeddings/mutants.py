@@ -4,7 +4,7 @@
 `message` is set) and every variant gets full marks.
 """
 
-from llmlab.mutants import Edit, Mutant, Variant
+from llmlab.authoring.mutants import Edit, Mutant, Variant
 
 F = "embeddings.py"
 

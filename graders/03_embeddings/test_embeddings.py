@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 from torch.func import functional_call
 
-from llmlab import check, guard, reference, stats
+from llmlab.testing import check, guard, reference, stats
 
 TOPIC = "03_embeddings"
 FORBIDDEN = ["torch.nn.functional.embedding", "torch.embedding"]

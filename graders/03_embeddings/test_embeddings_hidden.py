@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from llmlab import check, guard
-from llmlab.tolerances import Tolerance
+from llmlab.testing import check, guard
+from llmlab.testing.tolerances import Tolerance
 
 EPS32 = torch.finfo(torch.float32).eps
 

@@ -19,8 +19,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llmlab import check, reference
-from llmlab.tolerances import Tolerance
+from llmlab.testing import check, reference
+from llmlab.testing.tolerances import Tolerance
 
 TOPIC = "03_embeddings"
 UNIT = "sinusoidal_positions"

@@ -3,7 +3,7 @@
 Each is one textual edit of solutions/04_attention/attention.py (`llmlab mutants 04_attention`).
 """
 
-from llmlab.mutants import Edit, Mutant, Variant
+from llmlab.authoring.mutants import Edit, Mutant, Variant
 
 F = "attention.py"
 

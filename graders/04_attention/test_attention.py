@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from llmlab import check, reference
-from llmlab.guard import forbid
-from llmlab.tolerances import Tolerance, tolerance
+from llmlab.testing import check, reference
+from llmlab.testing.guard import forbid
+from llmlab.testing.tolerances import Tolerance, tolerance
 
 TOPIC = "04_attention"
 # `impl` is a function-scoped fixture; it is loaded once per session, so reusing it across

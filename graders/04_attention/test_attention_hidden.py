@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmlab import check
+from llmlab.testing import check
 from test_attention import (
     _ATTENTION_BUILTINS, _HC, _PHASES, _SOFTMAX_BUILTINS, _attention_mistakes, _rand_bool, _randn, _run,
     _softmax_defined, _softmax_tol, sdpa_oracle,

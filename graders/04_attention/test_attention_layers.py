@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.func import functional_call
 
-from llmlab import check, reference
+from llmlab.testing import check, reference
 from test_attention import (
     _BLOCK_BUILTINS, _GELU_BUILTINS, _HC, _LAYERNORM_BUILTINS, _MHA_BUILTINS, _PHASES, TOPIC, _gradcheck, _rand_bool,
     _randn, _run, sdpa_oracle,

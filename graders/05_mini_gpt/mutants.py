@@ -5,7 +5,7 @@ Each is one textual edit (or a few chained with `also`) of solutions/05_mini_gpt
 `message` is set — and every variant gets full marks.
 """
 
-from llmlab.mutants import Edit, Mutant, Variant
+from llmlab.authoring.mutants import Edit, Mutant, Variant
 
 F = "mini_gpt.py"
 

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.func import functional_call
 
-from llmlab import check, guard, reference
-from llmlab.nn import Block, scaled_init_std
+from llmlab.lib.nn import Block, scaled_init_std
+from llmlab.testing import check, guard, reference
 
 TOPIC = "05_mini_gpt"
 
@@ -90,7 +90,7 @@ def _load_reference_model(impl):
         check.fail("MiniGPT.__init__", "the reference state dict does not load into your model",
                    str(exc).splitlines()[0][:300],
                    "keep the attribute names of the docstring: tok_emb, pos_emb, blocks (a ModuleList "
-                   "of llmlab.nn.Block), ln_f, lm_head", case=check.describe(config=cfg))
+                   "of llmlab.lib.nn.Block), ln_f, lm_head", case=check.describe(config=cfg))
     model.eval()
     return model, record, cfg
 
@@ -148,7 +148,7 @@ def test_model_structure_and_names(impl):
         blocks = getattr(model, "blocks", None)
         check.that(isinstance(blocks, nn.ModuleList) and len(blocks) == fields["n_layer"]
                    and all(isinstance(b, Block) for b in blocks),
-                   "MiniGPT.__init__", "`self.blocks` must be an nn.ModuleList of config.n_layer llmlab.nn.Block",
+                   "MiniGPT.__init__", "`self.blocks` must be an nn.ModuleList of config.n_layer llmlab.lib.nn.Block",
                    f"got {type(blocks).__name__} of length {len(blocks) if blocks is not None else None}", case=case)
         shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
         check.equal(shapes, _expected_state_shapes(**fields), unit="MiniGPT.__init__",

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch.func import functional_call
 
-from llmlab import check
-from llmlab.corpus import course_corpus
-from llmlab.nn import Block
-from llmlab.text import CharCodec
+from llmlab.lib.corpus import course_corpus
+from llmlab.lib.nn import Block
+from llmlab.lib.text import CharCodec
+from llmlab.testing import check
 
 TOPIC = "05_mini_gpt"
 

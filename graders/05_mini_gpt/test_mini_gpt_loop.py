@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from llmlab import check, reference, stats
+from llmlab.testing import check, reference, stats
 
 TOPIC = "05_mini_gpt"
 

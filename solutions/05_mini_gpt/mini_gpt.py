@@ -1,7 +1,7 @@
 """Topic 05: a mini GPT — the whole decoder-only language model, end to end.
 
 The model is GPT-2's architecture at toy size: token embeddings plus learned position
-embeddings, a stack of pre-norm Transformer blocks (the given `llmlab.nn.Block`), a final
+embeddings, a stack of pre-norm Transformer blocks (the given `llmlab.lib.nn.Block`), a final
 LayerNorm, and a language-model head whose weight *is* the token-embedding matrix (weight
 tying). Around it sit the three routines every language-model project needs: cut training
 batches out of a token stream (`get_batch`), train (`train`), and sample text (`generate`).
@@ -14,7 +14,7 @@ Attribute names are part of the contract — reference weights are loaded with
     tok_emb   nn.Embedding(V, C)                   token embeddings
     pos_emb   nn.Embedding(block_size, C)          learned absolute position embeddings
     drop      nn.Dropout(dropout)                  on the embedding sum
-    blocks    nn.ModuleList of L llmlab.nn.Block(C, n_head, dropout, bias)
+    blocks    nn.ModuleList of L llmlab.lib.nn.Block(C, n_head, dropout, bias)
     ln_f      nn.LayerNorm(C, bias=bias)           final norm
     lm_head   nn.Linear(C, V, bias=False)          its weight is tok_emb.weight (tied)
 """
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llmlab.nn import Block, block_parameter_count, init_gpt_weights, scaled_init_std
+from llmlab.lib.nn import Block, block_parameter_count, init_gpt_weights, scaled_init_std
 
 
 @dataclass
@@ -150,7 +150,7 @@ def count_parameters(config: GPTConfig) -> int:
     """The number of parameters of MiniGPT(config), from a closed-form formula.
 
     Counts the token embeddings (V·C), the position embeddings (block_size·C), the L
-    blocks (see `llmlab.nn.block_parameter_count`), and the final LayerNorm (2·C with bias,
+    blocks (see `llmlab.lib.nn.block_parameter_count`), and the final LayerNorm (2·C with bias,
     C without). The tied LM head adds nothing: its weight is the token embedding, counted
     once — as `sum(p.numel() for p in model.parameters())` counts it.
     Must not build the model (GPT-2 small would take half a gigabyte): GPT-2 small's config

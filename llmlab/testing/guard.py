@@ -3,6 +3,8 @@
     with forbid("softmax", ["torch.softmax", "torch.nn.functional.softmax", "torch.Tensor.softmax"]):
         out = impl.softmax(x)
 
+or, for one call, `out = call_without("softmax", SOFTMAX_BUILTINS, impl.softmax, x)`.
+
 While the block runs, each named function is replaced by a stub that records the call and
 raises `ForbiddenCall`. On exit the originals are restored, and if any forbidden function was
 called (even if the student's code caught the exception) the check fails with a message
@@ -13,9 +15,10 @@ from __future__ import annotations
 
 import importlib
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
-from llmlab.check import GradingFailure
+from llmlab.testing import check
+from llmlab.testing.check import GradingFailure
 
 
 class ForbiddenCall(GradingFailure):
@@ -65,3 +68,19 @@ def forbid(unit: str, functions: list[str], hint: str = "") -> Iterator[None]:
             f"{unit}: must be written from scratch, but it called `{calls[0]}`. "
             f"Use elementary tensor operations instead. {hint}".strip()
         )
+
+
+def call_without(unit: str, functions: list[str], fn: Callable[..., Any], *args: Any, hint: str = "", **kwargs: Any) -> Any:
+    """`fn(*args, **kwargs)` with `functions` forbidden while it runs."""
+    __tracebackhide__ = True
+    with forbid(unit, functions, hint):
+        return fn(*args, **kwargs)
+
+
+def gradcheck_without(unit: str, functions: list[str], fn: Callable[..., Any], inputs: list, *, case: str = "",
+                      hint: str = "") -> None:
+    """float64 gradcheck of `fn` with `functions` forbidden for the whole check (one guard
+    around the hundreds of calls finite differences make)."""
+    __tracebackhide__ = True
+    with forbid(unit, functions, hint):
+        check.gradcheck(fn, inputs, unit=unit, case=case)

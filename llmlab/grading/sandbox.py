@@ -12,7 +12,7 @@ cheating or breaking a grading run fail loudly and costs the student the affecte
   test, reports and undoes any that the code under test replaced (e.g. a patched
   `torch.allclose`);
 - results leave the child only as records signed with a key the parent passes through a
-  pipe that is read and closed before any student code runs (see llmlab.grade).
+  pipe that is read and closed before any student code runs (see llmlab.grading.grade).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Refused(PermissionError):
 
 
 def protected_paths(root: Path) -> list[Path]:
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # the llmlab package
     return [root / "graders", root / "reference", package, root / "conftest.py", root / "pyproject.toml"]
 
 
@@ -102,8 +102,9 @@ WATCHED = [
     "builtins", "math", "json", "torch", "torch.nn", "torch.nn.functional", "torch.testing",
     "torch.autograd", "torch.linalg", "numpy", "numpy.testing", "pytest", "_pytest.runner",
     "_pytest.python", "_pytest.reports", "_pytest.main", "_pytest.outcomes", "_pytest.fixtures",
-    "llmlab.check", "llmlab.stats", "llmlab.guard", "llmlab.tolerances", "llmlab.reference",
-    "llmlab.loader", "llmlab.pytest_plugin", "llmlab.sandbox",
+    "llmlab.testing.check", "llmlab.testing.stats", "llmlab.testing.guard", "llmlab.testing.tolerances",
+    "llmlab.testing.reference", "llmlab.testing.properties", "llmlab.testing.tensors", "llmlab.testing.strategies",
+    "llmlab.course.loader", "llmlab.grading.pytest_plugin", "llmlab.grading.sandbox",
 ]
 WATCHED_CLASSES = [("torch", "Tensor"), ("torch.nn", "Module"), ("torch.nn", "Parameter")]
 

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from llmlab import paths
-from llmlab.topics import Topic
+from llmlab.course import paths
+from llmlab.course.topics import Topic
 
 
 class ImplementationError(Exception):

@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from llmlab import topics
+from llmlab.course import topics
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def judge_all(topic: topics.Topic, items: list[Mutant | Variant]) -> list[Verdic
     loaded fresh from its own folder), which is many times faster than a process per item."""
     muts, variants = catalogue(topic)
     full = muts + variants
-    cmd = [sys.executable, "-m", "llmlab.mutants", topic.slug, *[str(full.index(item)) for item in items]]
+    cmd = [sys.executable, "-m", "llmlab.authoring.mutants", topic.slug, *[str(full.index(item)) for item in items]]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=topic.graders.parent.parent, timeout=1800)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     verdicts = [Verdict(**json.loads(line)) for line in lines]
@@ -115,8 +115,8 @@ def judge_all(topic: topics.Topic, items: list[Mutant | Variant]) -> list[Verdic
 
 def judge(topic: topics.Topic, item: Mutant | Variant) -> Verdict:
     """Apply one item to a copy of the reference and run the graders on it (in this process)."""
-    from llmlab import loader
-    from llmlab.notebook import run_tests
+    from llmlab.course import loader
+    from llmlab.grading.inprocess import run_tests
 
     is_mutant = isinstance(item, Mutant)
     with tempfile.TemporaryDirectory(prefix="llmlab-mutant-") as tmp:
@@ -181,7 +181,7 @@ def main(selected: list[topics.Topic], console, variants_only: bool = False, mut
 
 
 def _worker(argv: list[str]) -> None:
-    """`python -m llmlab.mutants TOPIC I J ...`: judge catalogue items I, J... (mutants first,
+    """`python -m llmlab.authoring.mutants TOPIC I J ...`: judge catalogue items I, J... (mutants first,
     then variants), printing one JSON verdict per line."""
     topic = topics.resolve(argv[0])
     muts, variants = catalogue(topic)
@@ -197,7 +197,7 @@ def _worker(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     # Run the worker of the imported module, not of __main__: catalogues import
-    # llmlab.mutants, and their Mutant class must be the one isinstance checks against.
-    from llmlab.mutants import _worker as worker
+    # llmlab.authoring.mutants, and their Mutant class must be the one isinstance checks against.
+    from llmlab.authoring.mutants import _worker as worker
 
     worker(sys.argv[1:])

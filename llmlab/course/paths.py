@@ -15,7 +15,7 @@ def root() -> Path:
     env = os.environ.get("LLMLAB_ROOT")
     if env:
         return Path(env).resolve()
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 def solutions_dir() -> Path:

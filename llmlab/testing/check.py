@@ -5,7 +5,7 @@ mismatching index, the values there, the largest absolute and relative errors ag
 tolerance, how many elements differ — and, when the student's output equals the output of
 a known mistake from the topic's catalogue, the name of that mistake.
 
-    from llmlab import check
+    from llmlab.testing import check
     check.close(out, expected, unit="softmax", case=check.describe(x=x, dim=-1),
                 kind="reduction", mistakes={"softmax over the wrong axis": wrong})
 """
@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch.autograd.gradcheck import GradcheckError
 
-from llmlab.tolerances import Tolerance, tolerance
+from llmlab.testing.tolerances import Tolerance, tolerance
 
 
 class GradingFailure(AssertionError):
@@ -62,6 +62,29 @@ def that(condition: bool, unit: str, what: str, *details: str, case: str = "") -
     __tracebackhide__ = True
     if not condition:
         fail(unit, what, *details, case=case)
+
+
+def expect_raises(error: type[BaseException] | tuple[type[BaseException], ...], fn: Callable[..., Any], *args: Any,
+                  unit: str, case: str = "", why: str = "", **kwargs: Any) -> BaseException:
+    """Call `fn(*args, **kwargs)` and fail unless it raises `error`; return the exception.
+
+    The failure names the unit, the input and the exception expected, and says what
+    happened instead (a value returned, or another exception). `why` says which rule of
+    the docstring the input breaks. A TODO's NotImplementedError and failed checks pass
+    through untouched, even when `error` is a base class of them.
+    """
+    __tracebackhide__ = True
+    expected = " or ".join(e.__name__ for e in (error if isinstance(error, tuple) else (error,)))
+    because = f" ({why})" if why else ""
+    try:
+        result = fn(*args, **kwargs)
+    except (NotImplementedError, GradingFailure):
+        raise
+    except error as exc:
+        return exc
+    except Exception as exc:
+        fail(unit, f"should raise {expected}{because}, but raised {type(exc).__name__}: {exc}", case=case)
+    fail(unit, f"should raise {expected}{because}, but returned {_short(result)}", case=case)
 
 
 def _fmt(x: float) -> str:
@@ -112,7 +135,7 @@ def close(
 ) -> None:
     """Check that tensor `actual` equals `expected` within the tolerance policy.
 
-    `kind` picks the tolerance (see llmlab.tolerances); pass `tol` only with a reason
+    `kind` picks the tolerance (see llmlab.testing.tolerances); pass `tol` only with a reason
     written next to the call.
     """
     __tracebackhide__ = True

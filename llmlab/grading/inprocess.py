@@ -1,14 +1,8 @@
-"""Inside a chapter notebook: run the topic's graders on the objects the notebook defines.
+"""Run a topic's graders inside this process on a given implementation.
 
-An autograded cell of a built chapter reads
-
-    from llmlab.notebook import run_graders
-    run_graders("04_attention", ["test_softmax_matches_torch", "test_softmax_gradients"], globals())
-
-which runs exactly those pytest graders — the same ones `pytest exercises/04_attention`
-runs — with the notebook's namespace as the implementation under test. It prints each
-failure's message and raises `AssertionError` if any test fails, so nbgrader scores the
-cell 0; when all pass, the cell earns the sum of the tests' points.
+Used where starting a pytest process per run would dominate the cost: the autograded cells
+of a chapter notebook (llmlab.book.notebook), and the mutant worker, which judges many
+implementations with the graders imported once (llmlab.authoring.mutants).
 """
 
 from __future__ import annotations
@@ -16,9 +10,8 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
-from types import SimpleNamespace
 
-from llmlab import loader, topics
+from llmlab.course import loader, topics
 
 
 def grader_locations(topic: topics.Topic) -> dict[str, str]:
@@ -57,7 +50,7 @@ def run_tests(topic: topics.Topic, impl: loader.Implementation, tests: list[str]
     Returns test name -> (outcome, message); all parametrizations of a test count as one."""
     import pytest
 
-    from llmlab import pytest_plugin
+    from llmlab.grading import pytest_plugin
 
     where = grader_locations(topic)
     unknown = [t for t in tests or [] if t not in where]
@@ -77,21 +70,3 @@ def run_tests(topic: topics.Topic, impl: loader.Implementation, tests: list[str]
         pytest_plugin.NOTEBOOK_IMPL = None
         torch.set_num_threads(threads)
     return outcomes.results
-
-
-def run_graders(topic: str, tests: list[str], namespace: dict) -> None:
-    resolved = topics.resolve(topic)
-    public = {k: v for k, v in namespace.items() if not k.startswith("_")}
-    impl = loader.Implementation(resolved, resolved.graders, {"notebook": SimpleNamespace(**public)})
-    results = run_tests(resolved, impl, tests)
-    failed = []
-    for test in tests:
-        outcome, message = results.get(test, ("error", "the test did not run"))
-        mark = "ok  " if outcome == "passed" else "FAIL"
-        print(f"{mark} {test}")
-        if outcome != "passed":
-            failed.append(test)
-            for line in message.splitlines():
-                print(f"       {line}")
-    if failed:
-        raise AssertionError(f"{len(failed)} of {len(tests)} checks failed: {', '.join(failed)}")

@@ -77,8 +77,8 @@ def release(built: Path, out: Path, timeout: int = 300) -> list[Path]:
 
 def hidden_test_names() -> set[str]:
     """Names of every instructor-only grader test of the course."""
-    from llmlab import topics
-    from llmlab.notebook import grader_locations
+    from llmlab.course import topics
+    from llmlab.grading.inprocess import grader_locations
 
     return {name for topic in topics.available() for name, file in grader_locations(topic).items()
             if Path(file).stem.endswith("_hidden")}

@@ -14,7 +14,8 @@ import re
 import shutil
 from pathlib import Path
 
-from llmlab import paths, sync, topics
+from llmlab.authoring import sync
+from llmlab.course import paths, topics
 
 TOP_FILES = ["conftest.py", "pyproject.toml", "Makefile", ".gitignore"]
 GRADER_EXCLUDE = ("mutants.py", "fixtures.py")
@@ -43,7 +44,7 @@ def release(out: Path, force: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
 
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    package = Path(__file__).resolve().parent  # the llmlab that is running
+    package = Path(__file__).resolve().parent.parent  # the llmlab that is running
     shutil.copytree(package, out / "llmlab", ignore=ignore)
     for name in TOP_FILES:
         if (root / name).exists():

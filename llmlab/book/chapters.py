@@ -11,7 +11,7 @@ line of a code cell, connect it to the course:
         nbgrader metadata: an autograded answer cell ("solution": true).
 
     #| grade: test_softmax_matches_torch test_softmax_gradients
-        The cell runs those pytest graders on the notebook's objects (llmlab.notebook) and
+        The cell runs those pytest graders on the notebook's objects (llmlab.book.notebook) and
         is worth the sum of their points; hidden tests among them are wrapped in nbgrader's
         BEGIN/END HIDDEN TESTS markers, so the release leaves them out and autograding
         puts them back. nbgrader metadata: an autograder tests cell ("grade": true, locked).
@@ -23,15 +23,16 @@ twice, or names a test that does not exist — so notebooks and pytest cannot dr
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
 import jupytext
 import nbformat
 
-from llmlab import paths, topics
-from llmlab.notebook import grader_locations
-from llmlab.sync import BEGIN
+from llmlab.authoring.sync import BEGIN
+from llmlab.course import paths, topics
+from llmlab.grading.inprocess import grader_locations
 
 INCLUDE = re.compile(r"^#\|\s*include:\s*(\S+)\s*$")
 GRADE = re.compile(r"^#\|\s*grade:\s*(.+?)\s*$")
@@ -127,7 +128,7 @@ def _grade_cell(topic: topics.Topic, tests: list[str]) -> tuple[str, float]:
     points = _points(topic)
     public = [t for t in tests if not Path(where[t]).stem.endswith("_hidden")]
     hidden = [t for t in tests if t not in public]
-    lines = ["from llmlab.notebook import run_graders", ""]
+    lines = ["from llmlab.book.notebook import run_graders", ""]
     if public:
         lines.append(f"run_graders({topic.slug!r}, {public!r}, globals())")
     if hidden:
@@ -144,10 +145,11 @@ def grade_cell_tests(source: str) -> list[str]:
     return tests
 
 
+@functools.lru_cache(maxsize=None)
 def _points(topic: topics.Topic) -> dict[str, float]:
     """Points of each grader test function, from pytest's own collection: a parametrized
     test is worth the points of all its cases, exactly as `pytest` and `llmlab grade` count."""
-    from llmlab import grade
+    from llmlab.grading import grade
 
     points: dict[str, float] = {}
     for test in grade.collect([topic])[topic.slug]:

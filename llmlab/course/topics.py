@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from llmlab import paths
+from llmlab.course import paths
 
 TITLES = {
     "01_tokenizer": "Tokenizer basics",

@@ -23,7 +23,8 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from llmlab import loader, paths, sandbox, topics
+from llmlab.course import loader, paths, topics
+from llmlab.grading import sandbox
 
 OUTPUT_CAP = 200_000  # bytes of child output kept for diagnostics
 

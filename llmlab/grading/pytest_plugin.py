@@ -3,7 +3,7 @@
 - `--impl exercises|solutions|PATH` chooses the implementation under test; by default a
   test collected from `exercises/NN_x/` (the topic's pytest entry) grades that folder, and a
   test collected from `graders/NN_x/` grades `exercises/NN_x/`.
-- the `impl` fixture hands graders the loaded implementation (see llmlab.loader).
+- the `impl` fixture hands graders the loaded implementation (see llmlab.course.loader).
 - markers: `points(n)`, `hidden`, `slow` (skipped unless --runslow).
 - failures of known kinds (a failed check, a TODO not done, a file that does not import)
   are reported as one clear message instead of a traceback into grader code.
@@ -22,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from llmlab import loader, paths, sandbox, topics
-from llmlab.check import GradingFailure
+from llmlab.course import loader, paths, topics
+from llmlab.grading import sandbox
+from llmlab.testing.check import GradingFailure
 
 # Hypothesis keeps a cache folder; keep it out of the course and the notebooks' folders.
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "llmlab-hypothesis"))
@@ -53,19 +54,9 @@ def pytest_configure(config):
     import torch
     torch.set_num_threads(int(os.environ.get("LLMLAB_THREADS", "1")))
     config.stash[_GUARD] = _GradingGuard.start(config)
-    try:
-        from hypothesis import HealthCheck, settings
+    from llmlab.testing import strategies
 
-        # Deterministic examples: a submission gets the same verdict on every run. No
-        # deadline: student code may be slow without being wrong.
-        settings.register_profile(
-            "llmlab", derandomize=True, deadline=None, database=None, max_examples=40,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                   HealthCheck.function_scoped_fixture],  # `impl` is the same object per example
-        )
-        settings.load_profile("llmlab")
-    except ImportError:  # hypothesis is a dependency; tolerate its absence outside graders
-        pass
+    strategies.load_profile()  # derandomized, no deadline: see llmlab.testing.strategies
 
 
 def topic_of(path: Path) -> topics.Topic | None:
@@ -89,7 +80,7 @@ def impl_folder_for(config, collected_file: Path) -> tuple[topics.Topic, Path]:
 
 
 _IMPL_CACHE: dict[Path, loader.Implementation] = {}
-NOTEBOOK_IMPL: loader.Implementation | None = None  # set by llmlab.notebook.run_graders
+NOTEBOOK_IMPL: loader.Implementation | None = None  # set by llmlab.book.notebook.run_graders
 
 
 @pytest.fixture
@@ -224,7 +215,7 @@ def _record(item, rep, message, exc=None):
 class _GradingGuard:
     """Active only under `llmlab grade`: signs each test's record as it finishes, watches
     for tampering with the functions graders rely on, and keeps student code away from
-    the network, the protected folders and other processes (see llmlab.sandbox)."""
+    the network, the protected folders and other processes (see llmlab.grading.sandbox)."""
 
     def __init__(self, report, key: bytes, integrity: sandbox.Integrity):
         self._report = report

@@ -12,7 +12,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from llmlab import topics
+from llmlab.course import topics
 
 
 def grader_tests(entry_file: str) -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 
-from llmlab import paths, topics
+from llmlab.course import paths, topics
 
 TODO_LINE = re.compile(r'raise NotImplementedError\("TODO [^:]+: ([^"]+)"\)')
 

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from llmlab.check import fail
+from llmlab.testing.check import fail
 
 MAX_RATE = 1e-6
 
@@ -73,3 +73,18 @@ def chi_square(counts: Sequence[int], probs: Sequence[float], *, unit: str, what
              f"largest deviation at category {idx}: drawn {int(counts[idx])} times, expected {expected[worst]:.1f}",
              case=case)
     return p_value
+
+
+def normal(values, *, unit: str, what: str, mean: float = 0.0, std: float = 1.0, bins: int = 20,
+           rate: float = MAX_RATE, case: str = "") -> float:
+    """Chi-square test that `values` are i.i.d. N(mean, std²): `bins` bins of equal
+    probability under that normal. Returns the p-value; fails when it is below `rate`."""
+    __tracebackhide__ = True
+    from scipy import stats as sps
+
+    import torch
+
+    flat = torch.as_tensor(values).detach().double().flatten().numpy()
+    edges = sps.norm.ppf(np.linspace(0, 1, bins + 1)[1:-1], loc=mean, scale=std)   # bins − 1 inner edges
+    counts = np.bincount(np.searchsorted(edges, flat), minlength=bins)
+    return chi_square(counts, [1 / bins] * bins, unit=unit, what=what, rate=rate, case=case)

@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from llmlab import loader, paths, topics
+from llmlab.course import loader, paths, topics
 
 TORCH_VERSION = "2.13.0"
 MODULES = ["numpy", "scipy", "pytest", "pytest_timeout", "hypothesis", "regex", "tiktoken", "rich",
@@ -70,14 +70,14 @@ def checks() -> list[tuple[str, bool, str]]:
 
 
 def _reference_ok(topic: topics.Topic) -> tuple[str, bool, str]:
-    from llmlab import reference
+    from llmlab.testing import reference
     manifest = topic.reference / reference.MANIFEST
     what = f"{topic.slug}: reference data intact"
     if not manifest.exists():
         return what + " (none stored)", True, ""
     files = json.loads(manifest.read_text()).get("files", {})
     bad = [name for name, sha in files.items()
-           if not (topic.reference / name).exists() or reference._sha((topic.reference / name).read_bytes()) != sha]
+           if not (topic.reference / name).exists() or reference.sha((topic.reference / name).read_bytes()) != sha]
     return what + (f" (changed: {', '.join(bad)})" if bad else ""), not bad, \
         f"restore it: `git checkout reference/{topic.slug}` (or copy it from the course bundle)"
 
