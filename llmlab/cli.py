@@ -10,7 +10,7 @@ from rich.console import Console
 
 from llmlab.course import topics
 
-console = Console(highlight=False)
+console = Console(highlight=False, emoji=False)
 
 
 def _topics(names):
@@ -87,6 +87,16 @@ def cmd_fixtures(args) -> int:
 def cmd_mutants(args) -> int:
     from llmlab.authoring import mutants
     return mutants.main(_topics(args.topics), console, variants_only=args.variants, mutants_only=args.no_variants)
+
+
+def cmd_mutate(args) -> int:
+    from llmlab.authoring import mutate
+    return mutate.main(_topics(args.topics), console, limit=args.limit, json_path=args.json)
+
+
+def cmd_contract(args) -> int:
+    from llmlab.authoring import contract
+    return contract.main(_topics(args.topics), console)
 
 
 def cmd_release(args) -> int:
@@ -189,6 +199,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variants", action="store_true", help="only the correct variants")
     p.add_argument("--no-variants", action="store_true", help="only the mutants")
     p.set_defaults(func=cmd_mutants)
+
+    p = sub.add_parser("mutate", help="maintainers: automatic mutation of the solution regions; prints the survivors")
+    p.add_argument("topics", nargs="*", help="topics (default: all)")
+    p.add_argument("--limit", type=int, default=None, help="judge only the first N generated mutants")
+    p.add_argument("--json", default=None, metavar="F", help="write the kill figures per topic as JSON")
+    p.set_defaults(func=cmd_mutate)
+
+    p = sub.add_parser("contract", help="maintainers: check each topic is complete (all parts, full branch coverage)")
+    p.add_argument("topics", nargs="*", help="topics (default: all)")
+    p.set_defaults(func=cmd_contract)
 
     p = sub.add_parser("release", help="write the student bundle (no solutions, no hidden tests) to OUT")
     p.add_argument("out")

@@ -98,56 +98,108 @@ class Verdict:
     detail: str           # the failing tests (mutant) or why it was rejected (variant)
 
 
-def judge_all(topic: topics.Topic, items: list[Mutant | Variant]) -> list[Verdict]:
+ITEM_TIMEOUT_S = 180  # one item's graders; a mutant that loops past every test's own limit
+
+
+def _as_json(item: Mutant | Variant) -> dict:
+    return {"name": item.name, "kind": "mutant" if isinstance(item, Mutant) else "variant",
+            "message": getattr(item, "message", None), "edits": [asdict(e) for e in item.edits()]}
+
+
+def judge_all(topic: topics.Topic, items: list[Mutant | Variant], test_timeout: float | None = None) -> list[Verdict]:
     """Judge every item in one worker process (graders imported once; each item's code is
-    loaded fresh from its own folder), which is many times faster than a process per item."""
-    muts, variants = catalogue(topic)
-    full = muts + variants
-    cmd = [sys.executable, "-m", "llmlab.authoring.mutants", topic.slug, *[str(full.index(item)) for item in items]]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=topic.graders.parent.parent, timeout=1800)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    verdicts = [Verdict(**json.loads(line)) for line in lines]
-    if len(verdicts) != len(items):
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-10:])
-        raise CatalogueError(f"{topic.slug}: the mutant worker stopped after {len(verdicts)} of {len(items)} items:\n{tail}")
+    loaded fresh from its own folder), which is many times faster than a process per item.
+
+    A worker silent for ITEM_TIMEOUT_S is killed: its current item is judged by that
+    (a mutant caught by the time limit, a variant rejected) and a new worker takes the rest."""
+    specs = [_as_json(item) for item in items]
+    verdicts: list[Verdict] = []
+    while len(verdicts) < len(specs):
+        rest = specs[len(verdicts):]
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+            json.dump({"topic": topic.slug, "items": rest, "test_timeout": test_timeout}, handle)
+        try:
+            verdicts.extend(_run_worker(topic, Path(handle.name), rest))
+        finally:
+            Path(handle.name).unlink()
     return verdicts
 
 
-def judge(topic: topics.Topic, item: Mutant | Variant) -> Verdict:
-    """Apply one item to a copy of the reference and run the graders on it (in this process)."""
+def _run_worker(topic: topics.Topic, spec_file: Path, specs: list[dict]) -> list[Verdict]:
+    """Verdicts from one worker, up to and including the item it hung on (if any)."""
+    import queue
+    import threading
+
+    cmd = [sys.executable, "-m", "llmlab.authoring.mutants", str(spec_file)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=topic.graders.parent.parent)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout] + [lines.put(None)], daemon=True).start()
+    verdicts: list[Verdict] = []
+    other: list[str] = []
+    while len(verdicts) < len(specs):
+        try:
+            line = lines.get(timeout=ITEM_TIMEOUT_S)
+        except queue.Empty:
+            proc.kill()
+            spec = specs[len(verdicts)]
+            caught = spec["kind"] == "mutant"
+            verdicts.append(Verdict(spec["name"], spec["kind"], caught,
+                                    f"the graders ran past {ITEM_TIMEOUT_S} s (killed)"))
+            return verdicts
+        if line is None:
+            break
+        if line.startswith("{"):
+            verdicts.append(Verdict(**json.loads(line)))
+        else:
+            other.append(line.rstrip())
+    proc.wait()
+    if len(verdicts) < len(specs):
+        tail = "\n".join(other[-10:])
+        raise CatalogueError(f"{topic.slug}: the mutant worker stopped after {len(verdicts)} of {len(specs)} items:\n{tail}")
+    return verdicts
+
+
+def judge(topic: topics.Topic, spec: dict, test_timeout: float | None = None) -> Verdict:
+    """Apply one item to a copy of the reference and run the graders on it (in this process).
+
+    A mutant's run ends at the first failure that names it (or at the first failure when it
+    requires no message); a variant's at its first failure."""
     from llmlab.course import loader
     from llmlab.grading.inprocess import run_tests
 
-    is_mutant = isinstance(item, Mutant)
+    is_mutant = spec["kind"] == "mutant"
+    message = spec.get("message")
     with tempfile.TemporaryDirectory(prefix="llmlab-mutant-") as tmp:
-        folder = apply(topic, item.edits(), Path(tmp))
+        folder = apply(topic, [Edit(**e) for e in spec["edits"]], Path(tmp))
         try:
             impl = loader.load(topic, folder)
-            results = run_tests(topic, impl, stop_first=is_mutant and not item.message)
+            results = run_tests(topic, impl, stop_on=(lambda m: message in m) if is_mutant and message else (lambda m: True),
+                                timeout=test_timeout)
         except loader.ImplementationError as exc:
             results = {"(import)": ("failed", str(exc))}
     failed = {name: msg for name, (outcome, msg) in results.items() if outcome not in ("passed", "skipped")}
     if is_mutant:
-        named = not item.message or any(item.message in msg for msg in failed.values())
+        named = not message or any(message in msg for msg in failed.values())
         if failed and not named:
-            detail = f"caught, but no failure message names it ({item.message!r})"
+            detail = f"caught, but no failure message names it ({message!r})"
         else:
             detail = ", ".join(list(failed)[:4]) or "every test passed"
-        return Verdict(item.name, "mutant", bool(failed) and named, detail)
-    return Verdict(item.name, "variant", not failed, "; ".join(f"{n}: {m.splitlines()[0] if m else ''}"
-                                                              for n, m in list(failed.items())[:3]))
+        return Verdict(spec["name"], "mutant", bool(failed) and named, detail)
+    return Verdict(spec["name"], "variant", not failed, "; ".join(f"{n}: {m.splitlines()[0] if m else ''}"
+                                                                  for n, m in list(failed.items())[:3]))
 
 
-def _tail(output: str) -> str:
-    lines = [line for line in output.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "(no output)"
+def main(selected: list[topics.Topic], console, variants_only: bool = False, mutants_only: bool = False,
+         jobs: int = 2) -> int:
+    """Run the catalogues of the selected topics (`jobs` topics at a time, each in its own
+    worker); print a kill matrix per topic; 1 if anything is off."""
+    from concurrent.futures import ThreadPoolExecutor
 
-
-def main(selected: list[topics.Topic], console, variants_only: bool = False, mutants_only: bool = False) -> int:
-    """Run the catalogues of the selected topics; print a kill matrix; 1 if anything is off."""
     from rich.table import Table
 
     bad = 0
+    work = []
     for topic in selected:
         try:
             muts, variants = catalogue(topic)
@@ -156,48 +208,43 @@ def main(selected: list[topics.Topic], console, variants_only: bool = False, mut
             bad += 1
             continue
         items = ([] if variants_only else muts) + ([] if mutants_only else variants)
-        if not items:
-            continue
-        table = Table(title=f"{topic.slug}: {len(muts)} mutants, {len(variants)} correct variants")
-        table.add_column("kind")
-        table.add_column("name")
-        table.add_column("verdict")
-        table.add_column("evidence", overflow="fold")
-        try:
-            verdicts = judge_all(topic, items)
-        except CatalogueError as exc:
-            console.print(f"[red]{exc}[/red]")
-            bad += 1
-            continue
-        for item in items:
-            verdict = verdicts[items.index(item)]
-            bad += not verdict.ok
-            label = ("caught" if verdict.ok else "[red]SURVIVED[/red]") if verdict.kind == "mutant" \
-                else ("accepted" if verdict.ok else "[red]REJECTED[/red]")
-            table.add_row(verdict.kind, verdict.name, label, verdict.detail)
-        console.print(table)
+        if items:
+            work.append((topic, muts, variants, items))
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(judge_all, topic, items) for topic, _, _, items in work]
+        for (topic, muts, variants, items), future in zip(work, futures):
+            try:
+                verdicts = future.result()
+            except CatalogueError as exc:
+                console.print(f"[red]{exc}[/red]")
+                bad += 1
+                continue
+            table = Table(title=f"{topic.slug}: {len(muts)} mutants, {len(variants)} correct variants")
+            for column in ("kind", "name", "verdict"):
+                table.add_column(column)
+            table.add_column("evidence", overflow="fold")
+            for verdict in verdicts:
+                bad += not verdict.ok
+                label = ("caught" if verdict.ok else "[red]SURVIVED[/red]") if verdict.kind == "mutant" \
+                    else ("accepted" if verdict.ok else "[red]REJECTED[/red]")
+                table.add_row(verdict.kind, verdict.name, label, verdict.detail)
+            console.print(table)
     console.print("all mutants caught, all variants accepted" if not bad else f"[red]{bad} problems[/red]")
     return 1 if bad else 0
 
 
-def _worker(argv: list[str]) -> None:
-    """`python -m llmlab.authoring.mutants TOPIC I J ...`: judge catalogue items I, J... (mutants first,
-    then variants), printing one JSON verdict per line."""
-    topic = topics.resolve(argv[0])
-    muts, variants = catalogue(topic)
-    items = muts + variants
-    for index in argv[1:]:
-        item = items[int(index)]
+def _worker(spec_file: str) -> None:
+    """`python -m llmlab.authoring.mutants SPEC.json`: judge the items of SPEC.json in order,
+    printing one JSON verdict per line."""
+    spec = json.loads(Path(spec_file).read_text())
+    topic = topics.resolve(spec["topic"])
+    for item in spec["items"]:
         try:
-            verdict = judge(topic, item)
+            verdict = judge(topic, item, spec.get("test_timeout"))
         except CatalogueError as exc:
-            verdict = Verdict(item.name, "mutant" if isinstance(item, Mutant) else "variant", False, str(exc))
+            verdict = Verdict(item["name"], item["kind"], False, str(exc))
         print(json.dumps(asdict(verdict)), flush=True)
 
 
 if __name__ == "__main__":
-    # Run the worker of the imported module, not of __main__: catalogues import
-    # llmlab.authoring.mutants, and their Mutant class must be the one isinstance checks against.
-    from llmlab.authoring.mutants import _worker as worker
-
-    worker(sys.argv[1:])
+    _worker(sys.argv[1])

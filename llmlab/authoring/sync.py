@@ -41,6 +41,19 @@ class SyncError(Exception):
     pass
 
 
+def solution_lines(source: str) -> set[int]:
+    """1-based numbers of the lines strictly inside solution regions."""
+    inside, lines = False, set()
+    for number, line in enumerate(source.splitlines(), start=1):
+        if line.strip() == BEGIN:
+            inside = True
+        elif line.strip() == END:
+            inside = False
+        elif inside:
+            lines.add(number)
+    return lines
+
+
 def _units(source: str, path: Path) -> dict[int, str]:
     """Map each line number (1-based) to the innermost 'Class.function' that contains it."""
     try:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
+from pathlib import Path
+from typing import Callable
 
 from llmlab.course import loader, topics
 
@@ -26,10 +28,16 @@ def grader_locations(topic: topics.Topic) -> dict[str, str]:
 
 
 class _Outcomes:
-    """A pytest plugin that keeps each test's outcome and message."""
+    """A pytest plugin that keeps each test's outcome and message, and ends the session
+    early once a failure satisfies `stop_on`."""
 
-    def __init__(self) -> None:
+    def __init__(self, stop_on: Callable[[str], bool] | None = None) -> None:
         self.results: dict[str, tuple[str, str]] = {}
+        self.stop_on = stop_on
+        self.session = None
+
+    def pytest_sessionstart(self, session) -> None:
+        self.session = session
 
     def pytest_runtest_logreport(self, report) -> None:
         name = report.nodeid.split("::")[-1].split("[")[0]  # all parametrizations count as one test
@@ -41,14 +49,21 @@ class _Outcomes:
                 message = str(report.longrepr) if not hasattr(report.longrepr, "reprcrash") \
                     else str(report.longrepr.reprcrash.message)
             self.results[name] = ("failed" if report.failed else report.outcome, message)
+            if report.failed and self.stop_on is not None and self.stop_on(message):
+                self.session.shouldstop = "enough evidence"
 
 
-def run_tests(topic: topics.Topic, impl: loader.Implementation, tests: list[str] | None = None,
-              stop_first: bool = False) -> dict[str, tuple[str, str]]:
-    """Run grader tests of `topic` in this process with `impl` under test.
+def run_tests(topic: topics.Topic, impl: loader.Implementation, tests: list[str] | None = None, *,
+              public_only: bool = False, stop_on: Callable[[str], bool] | None = None,
+              timeout: float | None = None) -> dict[str, tuple[str, str]]:
+    """Run grader tests of `topic` in this process with `impl` under test: the named
+    `tests`, or all of them (the public ones with `public_only`).
 
-    Returns test name -> (outcome, message); all parametrizations of a test count as one."""
+    `stop_on(message)` ends the run at the first failure whose message it accepts;
+    `timeout` overrides each test's time limit. Returns test name -> (outcome, message);
+    all parametrizations of a test count as one."""
     import pytest
+    import torch
 
     from llmlab.grading import pytest_plugin
 
@@ -56,11 +71,16 @@ def run_tests(topic: topics.Topic, impl: loader.Implementation, tests: list[str]
     unknown = [t for t in tests or [] if t not in where]
     if unknown:
         raise ValueError(f"{topic.slug} has no grader test(s) {unknown}")
-    targets = [f"{where[t]}::{t}" for t in tests] if tests else [str(topic.graders)]
-    args = targets + ["-q", "--no-header", "-p", "no:cacheprovider", "--runslow"] + (["-x"] if stop_first else [])
-    import torch
-
-    outcomes = _Outcomes()
+    if tests:
+        targets = [f"{where[t]}::{t}" for t in tests]
+    elif public_only:
+        targets = sorted({f for f in where.values() if not Path(f).stem.endswith("_hidden")})
+    else:
+        targets = [str(topic.graders)]
+    args = targets + ["-q", "--no-header", "-p", "no:cacheprovider", "--runslow"]
+    if timeout is not None:
+        args.append(f"--timeout={timeout:g}")
+    outcomes = _Outcomes(stop_on)
     threads = torch.get_num_threads()  # the plugin sets one thread for grading; give it back after
     pytest_plugin.NOTEBOOK_IMPL = impl
     try:
