@@ -31,7 +31,7 @@ def cmd_grade(args) -> int:
     from llmlab.grading import grade
     selected = _topics(args.topics)
     report = grade.grade(selected, impl=args.impl, time_limit=args.time_limit, memory_mb=args.memory_mb,
-                         console=console, quiet=args.quiet)
+                         console=console, quiet=args.quiet, jobs=args.jobs)
     grade.write_outputs(report, json_path=args.json, junit_path=args.junit)
     grade.print_table(console, report)
     if args.strict and report["score"] < report["max_score"]:
@@ -181,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=float, default=300, help="seconds per topic (default 300)")
     p.add_argument("--memory-mb", type=int, default=6144, help="memory limit per topic in MB (default 6144)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--jobs", type=int, default=1, help="topics graded at the same time, each in its own process (default 1)")
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("sync", help="regenerate exercises/ from solutions/ (maintainers)")

@@ -223,15 +223,21 @@ def _crash_reason(code: int, output: str) -> str:
 
 
 def grade(selected: list[topics.Topic], impl: str = "exercises", time_limit: float = 300,
-          memory_mb: int = 6144, console=None, quiet: bool = False, test_timeout: float = 60) -> dict:
+          memory_mb: int = 6144, console=None, quiet: bool = False, test_timeout: float = 60,
+          jobs: int = 1) -> dict:
+    """Grade the selected topics, `jobs` child processes at a time; the report keeps course order.
+
+    Graders and reference data are fingerprinted before the run; a topic that finishes
+    while they differ is voided (with several jobs, every topic finishing after the change)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     collected = collect(selected)
     report = {"impl": str(impl), "score": 0.0, "max_score": 0.0, "topics": []}
     protected = ProtectedFiles([paths.graders_dir(), paths.reference_dir()])
-    for topic in selected:
-        folder = loader.impl_folder(topic, impl)
-        if console and not quiet:
-            console.print(f"grading {topic.slug} ...", end=" ")
-        entry = run_topic(topic, folder, collected[topic.slug], time_limit, memory_mb, test_timeout)
+
+    def one(topic: topics.Topic) -> dict:
+        entry = run_topic(topic, loader.impl_folder(topic, impl), collected[topic.slug], time_limit, memory_mb,
+                          test_timeout)
         changed = protected.changes()
         if changed:
             entry.update(status="crashed", score=0.0,
@@ -240,9 +246,12 @@ def grade(selected: list[topics.Topic], impl: str = "exercises", time_limit: flo
             for test in entry["tests"]:
                 test.update(points=0.0, outcome="error", message=entry["detail"])
         if console and not quiet:
-            console.print(f"{entry['score']:g}/{entry['max_score']:g} ({entry['seconds']:.1f} s)"
+            console.print(f"graded {topic.slug}: {entry['score']:g}/{entry['max_score']:g} ({entry['seconds']:.1f} s)"
                           + ("" if entry["status"] == "ok" else f" [red]{entry['status']}[/red]"))
-        report["topics"].append(entry)
+        return entry
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        report["topics"] = list(pool.map(one, selected))
     report["score"] = sum(t["score"] for t in report["topics"])
     report["max_score"] = sum(t["max_score"] for t in report["topics"])
     report["next_todo"] = next_todo(report)

@@ -7,8 +7,9 @@
 - markers: `points(n)`, `hidden`, `slow` (skipped unless --runslow).
 - failures of known kinds (a failed check, a TODO not done, a file that does not import)
   are reported as one clear message instead of a traceback into grader code.
-- `--llmlab-report FILE` writes per-test outcomes as JSON; `--llmlab-collect FILE` writes
-  the collected tests with their points (used by `llmlab grade`).
+- `--llmlab-report FILE` streams signed per-test outcomes and `--llmlab-collect FILE` writes
+  the collected tests with their points (both used by `llmlab grade`); `--llmlab-results
+  FILE` writes unsigned outcomes and messages at the end, for trusted runs (CI gates).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def pytest_addoption(parser):
     group.addoption("--llmlab-report", default=None,
                     help="(used by llmlab grade) stream signed per-test outcomes to this file")
     group.addoption("--llmlab-collect", default=None, help="write collected tests and points as JSON to this file")
+    group.addoption("--llmlab-results", default=None,
+                    help="write each test's outcome and message as JSON to this file (unsigned; for trusted runs)")
 
 
 def pytest_configure(config):
@@ -262,6 +265,9 @@ def pytest_sessionfinish(session):
     guard = session.config.stash[_GUARD]
     if guard is not None:
         guard.emit({"kind": "end"})
+    target = session.config.getoption("--llmlab-results")
+    if target:
+        Path(target).write_text(json.dumps(list(session.config.stash[_RESULTS].values()), indent=1))
 
 def pytest_terminal_summary(terminalreporter, config):
     results = config.stash[_RESULTS].values()
