@@ -1,6 +1,10 @@
-"""CI gate 6: chapters build, execute within budget and release through nbgrader; autograding
-gives full marks to the instructor notebooks, 0 to the untouched release, and the expected
-partial score to a submission with one planted bug.
+"""CI gate 6: chapters build, execute within budget and release through nbgrader; the
+instructor notebooks earn full marks, autograding gives 0 to the untouched release and the
+expected partial score to a submission with one planted bug.
+
+Each instructor notebook executes once (two at a time); its score is read from that run by
+nbgrader's own grading rule (llmlab.book.nbgrade.executed_scores) instead of executing it a
+second time inside `nbgrader autograde`. The releases go through the real autograde.
 
 The planted bug is the first mutant of the chosen topic's catalogue, applied to the same
 text in the instructor notebook. The expected score is computed independently of nbgrader:
@@ -79,24 +83,24 @@ def main() -> int:
     for path in chapters.build(None, built):
         print(f"built {path.relative_to(paths.root())}")
     problems = []
+    executed = {}
     if not args.skip_execute:
-        for path in sorted((built / "source").glob("*/*.ipynb")):
-            try:
-                seconds = execute.execute(path, built / "executed" / path.name)
+        jobs = [(path, built / "executed" / path.name) for path in sorted((built / "source").glob("*/*.ipynb"))]
+        for path, seconds, error in execute.execute_many(jobs):
+            if error:
+                problems.append(error)
+            else:
+                executed[path.stem] = built / "executed" / path.name
                 print(f"executed {path.stem} in {seconds:.1f} s (budget {execute.BUDGET_S} s)")
-            except execute.ExecutionError as exc:
-                problems.append(str(exc))
     released = nbgrade.release(built, built / "release")
     print(f"released {len(released)} notebooks; audit clean")
 
     subs = built / "submissions"
     names = nbgrade.assignments(built)
     for name in names:
-        for student, src in (("instructor", built / "source" / name / f"{name}.ipynb"),
-                             ("untouched", built / "release" / name / f"{name}.ipynb")):
-            target = subs / student / name / f"{name}.ipynb"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, target)
+        target = subs / "untouched" / name / f"{name}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(built / "release" / name / f"{name}.ipynb", target)
     planted_topic = topics.resolve(args.planted)
     expected = None
     if planted_topic.slug in names:
@@ -113,13 +117,16 @@ def main() -> int:
     nbgrade.write_scores(result, built / "scores.csv", built / "scores.json")
     by_student = {s["student"]: s for s in result["students"]}
     collected = grade.collect([topics.resolve(n) for n in names])
-    for topic in by_student["instructor"]["topics"]:
-        pytest_points = sum(t["points"] for t in collected[topic["topic"]])
-        print(f"instructor {topic['topic']}: {topic['score']:g} / {topic['max_score']:g} (pytest: {pytest_points:g})")
-        if topic["score"] != topic["max_score"] or topic["max_score"] <= 0:
-            problems.append(f"instructor notebook {topic['topic']} scored {topic['score']:g} / {topic['max_score']:g}")
-        if topic["max_score"] != pytest_points:
-            problems.append(f"{topic['topic']}: the notebook is worth {topic['max_score']:g} points, pytest {pytest_points:g}")
+    for name in names:
+        if name not in executed:
+            continue
+        score, max_score = nbgrade.executed_scores(executed[name])
+        pytest_points = sum(t["points"] for t in collected[name])
+        print(f"instructor {name}: {score:g} / {max_score:g} (pytest: {pytest_points:g})")
+        if score != max_score or max_score <= 0:
+            problems.append(f"instructor notebook {name} scored {score:g} / {max_score:g}")
+        if max_score != pytest_points:
+            problems.append(f"{name}: the notebook is worth {max_score:g} points, pytest {pytest_points:g}")
     for topic in by_student["untouched"]["topics"]:
         print(f"untouched  {topic['topic']}: {topic['score']:g} / {topic['max_score']:g}")
         if topic["score"] != 0:

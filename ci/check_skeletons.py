@@ -21,11 +21,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from llmlab.authoring import release
-from llmlab.course import paths, topics
+from llmlab.course import costs, paths, topics
 
 JOBS = 2
 
@@ -34,9 +35,11 @@ def run_topic(root: Path, topic: topics.Topic, out: Path) -> tuple[list[dict], l
     """(collected, results, output tail) of `pytest exercises/NN_x` in the course at `root`."""
     collected, results = out / f"{topic.slug}-collected.json", out / f"{topic.slug}-results.json"
     env = dict(os.environ, LLMLAB_ROOT=str(root), PYTHONPATH=str(root))
+    start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "pytest", f"exercises/{topic.slug}", "-q", "--no-header",
                            "-p", "no:cacheprovider", "--runslow", "--llmlab-collect", str(collected),
                            "--llmlab-results", str(results)], cwd=root, env=env, capture_output=True, text=True)
+    costs.record(topic.slug, time.monotonic() - start)
     tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-6:])
     read = lambda f: json.loads(f.read_text()) if f.exists() else []  # noqa: E731
     return read(collected), read(results), tail

@@ -23,12 +23,13 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from llmlab.authoring import mutants
 from llmlab.authoring.sync import BEGIN, solution_lines
-from llmlab.course import loader, paths, topics
+from llmlab.course import costs, loader, paths, topics
 
 MIN_MUTANTS = 10
 MIN_VARIANTS = 3
@@ -128,8 +129,10 @@ def measure_coverage(topic: topics.Topic) -> dict:
 def coverage_all(selected: list[topics.Topic], jobs: int = 2) -> list[dict]:
     """measure_coverage for each topic in its own process (`jobs` at a time)."""
     def one(topic: topics.Topic) -> dict:
+        start = time.monotonic()
         proc = subprocess.run([sys.executable, "-m", "llmlab.authoring.contract", topic.slug],
                               capture_output=True, text=True, cwd=paths.root())
+        costs.record(topic.slug, time.monotonic() - start)
         lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
         if proc.returncode != 0 or not lines:
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-8:])

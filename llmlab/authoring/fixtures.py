@@ -17,13 +17,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from llmlab.course import loader, topics
+from llmlab.course import costs, loader, topics
 from llmlab.testing.reference import MANIFEST, ReferenceError, encode, json_bytes, read_npz, sha
 from llmlab.testing.tolerances import tolerance
 
@@ -81,7 +82,9 @@ def write(topic: topics.Topic) -> list[Path]:
 
 def check(topic: topics.Topic) -> list[str]:
     """Problems found when regenerating the topic's data and comparing with what is stored."""
+    start = time.monotonic()
     records, _ = generate(topic)
+    costs.record(topic.slug, time.monotonic() - start)
     if not records:
         return []
     problems = []

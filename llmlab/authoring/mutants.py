@@ -23,10 +23,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from llmlab.course import topics
+from llmlab.course import costs, topics
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ def judge_all(topic: topics.Topic, items: list[Mutant | Variant], test_timeout: 
 
     A worker silent for ITEM_TIMEOUT_S is killed: its current item is judged by that
     (a mutant caught by the time limit, a variant rejected) and a new worker takes the rest."""
+    start = time.monotonic()
     specs = [_as_json(item) for item in items]
     verdicts: list[Verdict] = []
     while len(verdicts) < len(specs):
@@ -122,6 +124,7 @@ def judge_all(topic: topics.Topic, items: list[Mutant | Variant], test_timeout: 
             verdicts.extend(_run_worker(topic, Path(handle.name), rest))
         finally:
             Path(handle.name).unlink()
+    costs.record(topic.slug, time.monotonic() - start)
     return verdicts
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import nbformat
 
+from llmlab.course import costs
+
 BUDGET_S = 180  # DESIGN.md: each chapter executes in under 3 minutes on CPU
 
 
@@ -44,3 +46,27 @@ def execute(notebook: Path, out: Path, budget: float = BUDGET_S) -> float:
     if seconds > budget:
         raise ExecutionError(f"{notebook.name}: took {seconds:.0f} s, over its {budget:g} s budget")
     return seconds
+
+
+def _execute_one(job: tuple[Path, Path, float, int | None]) -> tuple[Path, float | None, str]:
+    notebook, out, budget, threads = job
+    if threads:  # the kernel inherits this process's environment
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+    try:
+        return notebook, execute(notebook, out, budget), ""
+    except ExecutionError as exc:
+        return notebook, None, str(exc)
+
+
+def execute_many(jobs: list[tuple[Path, Path]], budget: float = BUDGET_S, workers: int = 2):
+    """Execute several notebooks, `workers` at a time (each kernel is its own process, with
+    its share of the cores as its thread count). Yields (notebook, seconds or None, error
+    message) in the order given."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+        for notebook, seconds, error in pool.map(_execute_one, [(src, out, budget, threads) for src, out in jobs]):
+            if seconds is not None:
+                costs.record(notebook.stem, seconds)
+            yield notebook, seconds, error

@@ -64,8 +64,7 @@ def release(built: Path, out: Path, timeout: int = 300) -> list[Path]:
         raise NbgraderError(f"no built notebooks in {built}; run `llmlab notebooks build` first")
     with tempfile.TemporaryDirectory(prefix="llmlab-nbgrader-") as tmp:
         course = _course(Path(tmp), built, timeout)
-        for name in assignments(built):
-            _nbgrader(course, "generate_assignment", name)
+        _nbgrader(course, "generate_assignment", "*")  # nbgrader globs the assignment id: all at once
         if out.exists():
             shutil.rmtree(out)
         shutil.copytree(course / "release", out)
@@ -130,8 +129,7 @@ def autograde(built: Path, submissions: Path, timeout: int = 300) -> dict:
     subs = _collect_submissions(submissions, names)
     with tempfile.TemporaryDirectory(prefix="llmlab-nbgrader-") as tmp:
         course = _course(Path(tmp), built, timeout)
-        for name in names:
-            _nbgrader(course, "generate_assignment", name)
+        _nbgrader(course, "generate_assignment", "*")
         for student, notebooks in subs.items():
             for name, path in notebooks.items():
                 target = course / "submitted" / student / name / f"{name}.ipynb"
@@ -140,8 +138,7 @@ def autograde(built: Path, submissions: Path, timeout: int = 300) -> dict:
         with Gradebook("sqlite:///" + str(Path(tmp) / "gradebook.db")) as gb:
             for student in subs:
                 gb.update_or_create_student(student)
-        for name in sorted({n for nbs in subs.values() for n in nbs}):
-            _nbgrader(course, "autograde", name)
+        _nbgrader(course, "autograde", "*")  # every submitted assignment of every student
         with Gradebook("sqlite:///" + str(Path(tmp) / "gradebook.db")) as gb:
             return {"students": [_student_report(gb, student, notebooks) for student, notebooks in subs.items()]}
 
@@ -167,6 +164,23 @@ def _student_report(gb, student: str, notebooks: dict[str, Path]) -> dict:
                            "status": "ok", "tests": tests})
     return {"student": student, "impl": "notebooks", "score": sum(t["score"] for t in topics_out),
             "max_score": sum(t["max_score"] for t in topics_out), "topics": topics_out}
+
+
+def executed_scores(notebook: Path) -> tuple[float, float]:
+    """(score, max score) of an executed instructor notebook, by nbgrader's own rule for a
+    grade cell (`nbgrader.utils.determine_grade`: an error or stderr output scores 0, else
+    full points) — what `nbgrader autograde` gives the same notebook, without running it
+    a second time."""
+    from nbgrader.utils import determine_grade, is_grade
+
+    nb = nbformat.read(notebook, as_version=4)
+    score = total = 0.0
+    for cell in nb.cells:
+        if is_grade(cell):
+            got, points = determine_grade(cell)
+            score += got or 0.0
+            total += points
+    return score, total
 
 
 def write_scores(result: dict, csv_path: Path | None, json_path: Path | None) -> None:

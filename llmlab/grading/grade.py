@@ -23,7 +23,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from llmlab.course import loader, paths, topics
+from llmlab.course import costs, loader, paths, topics
 from llmlab.grading import sandbox
 
 OUTPUT_CAP = 200_000  # bytes of child output kept for diagnostics
@@ -238,6 +238,7 @@ def grade(selected: list[topics.Topic], impl: str = "exercises", time_limit: flo
     def one(topic: topics.Topic) -> dict:
         entry = run_topic(topic, loader.impl_folder(topic, impl), collected[topic.slug], time_limit, memory_mb,
                           test_timeout)
+        costs.record(topic.slug, entry["seconds"])
         changed = protected.changes()
         if changed:
             entry.update(status="crashed", score=0.0,
