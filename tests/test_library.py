@@ -2,6 +2,7 @@
 
 import hashlib
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -70,6 +71,47 @@ def test_attention_matches_an_explicit_computation():
     assert torch.allclose(attn(x), attn.proj(y), atol=1e-6)
     with pytest.raises(ValueError, match="divisible"):
         given.CausalSelfAttention(10, 3)
+
+
+@pytest.fixture(scope="module")
+def attention_solution():
+    """Topic 04's reference, which the given blocks stand in for."""
+    import os
+
+    from llmlab.course import loader, topics
+    os.environ.setdefault("LLMLAB_ROOT", str(Path(__file__).resolve().parent.parent))
+    return loader.load(topics.resolve("04_attention"), "solutions")
+
+
+def _copy_block_weights(given_block, block) -> None:
+    """given Block (fused qkv, proj, up, down) -> 04's TransformerBlock (q/k/v/out_proj, ffn)."""
+    with torch.no_grad():
+        for name in ("weight", "bias"):
+            q, k, v = getattr(given_block.attn.qkv, name).chunk(3, dim=0)
+            for proj, part in zip(("q_proj", "k_proj", "v_proj"), (q, k, v)):
+                getattr(getattr(block.attn, proj), name).copy_(part)
+            getattr(block.attn.out_proj, name).copy_(getattr(given_block.attn.proj, name))
+            getattr(block.ffn.up, name).copy_(getattr(given_block.mlp.up, name))
+            getattr(block.ffn.down, name).copy_(getattr(given_block.mlp.down, name))
+            getattr(block.ln1, name).copy_(getattr(given_block.ln1, name))
+            getattr(block.ln2, name).copy_(getattr(given_block.ln2, name))
+
+
+def test_given_block_computes_what_chapter_04_teaches(attention_solution):
+    """The given Block is 04's pre-norm TransformerBlock with causal attention and the exact
+    GELU (the tanh approximation is a catalogued mistake in 04), LayerNorm eps 1e-5 and a
+    4·C hidden layer: the same function, to float64 rounding."""
+    torch.manual_seed(3)
+    given_block = given.Block(24, 3).double().eval()
+    for p in given_block.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    block = attention_solution.TransformerBlock(24, 3, 96, pre_norm=True).double()
+    _copy_block_weights(given_block, block)
+    x = torch.randn(2, 7, 24, dtype=torch.float64)
+    assert torch.allclose(given_block(x), block(x, causal=True), rtol=1e-10, atol=1e-10)
+    mlp_in = torch.randn(5, 24, dtype=torch.float64)
+    assert torch.allclose(given_block.mlp(mlp_in), block.ffn(mlp_in), rtol=1e-12, atol=1e-12)
+    assert torch.allclose(torch.nn.functional.gelu(mlp_in), attention_solution.gelu(mlp_in), rtol=1e-12, atol=1e-12)
 
 
 def test_gpt_init_and_scaled_std():

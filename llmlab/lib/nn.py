@@ -2,7 +2,8 @@
 
 Topics that build on attention (05_mini_gpt and later) use these so a student can start
 there without having solved 04_attention. They use PyTorch built-ins freely; the
-from-scratch versions are what topic 04 asks the student to write.
+from-scratch versions are what topic 04 asks the student to write, and they compute the
+same function (tests/test_library.py compares `Block` with 04's pre-norm TransformerBlock).
 
 Shapes: B batch, T sequence length, C = d_model, H heads, D = C // H head size.
 """
@@ -39,7 +40,10 @@ class CausalSelfAttention(nn.Module):
 
 
 class MLP(nn.Module):
-    """Position-wise feed-forward: Linear(C, 4C) → GELU (tanh approximation) → Linear(4C, C)."""
+    """Position-wise feed-forward: Linear(C, 4C) → exact GELU → Linear(4C, C).
+
+    The exact GELU x·Φ(x), as chapter 04 teaches and grades (GPT-2 used a tanh
+    approximation of it; chapter 04 shows the two differ by up to about 5e-4)."""
 
     def __init__(self, d_model: int, hidden: int | None = None, bias: bool = True):
         super().__init__()
@@ -48,7 +52,7 @@ class MLP(nn.Module):
         self.down = nn.Linear(hidden, d_model, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(F.gelu(self.up(x), approximate="tanh"))
+        return self.down(F.gelu(self.up(x)))
 
 
 class Block(nn.Module):

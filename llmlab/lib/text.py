@@ -6,7 +6,11 @@ import torch
 
 
 class CharCodec:
-    """Maps each distinct character of a training text to an id (sorted by code point)."""
+    """Maps each distinct character of a training text to an id (sorted by code point).
+
+    Not 01's CharTokenizer: no special tokens, and an unknown character raises instead of
+    becoming `<unk>`. Chapters build it from the very text they encode, where neither
+    difference can arise."""
 
     def __init__(self, chars: list[str]):
         if len(set(chars)) != len(chars):
