@@ -204,7 +204,7 @@ print("bytes of 'café 東京 🙂!' by hand:", n_bytes_by_hand,
 #| include: tokenizer.py::CharTokenizer
 
 # %%
-#| grade: test_char_golden_vocab_and_ids test_char_vocab_matches_brute_force test_char_round_trip_in_vocabulary test_char_unknown_characters_become_unk test_char_retrain_replaces_vocabulary test_char_decode_special_tokens test_hidden_char_tokenizer_on_course_corpus
+#| grade: test_char_golden_vocab_and_ids test_char_vocab_matches_brute_force test_char_round_trip_in_vocabulary test_char_unknown_characters_become_unk test_char_retrain_replaces_vocabulary test_char_empty_and_tuple_inputs test_char_decode_special_tokens test_hidden_char_tokenizer_on_course_corpus
 
 # %% [markdown]
 # The hand example: vocabulary of `"hello world"` and the ids of `"hold!"`. Decoding shows the
@@ -243,7 +243,7 @@ print("with <bos>/<eos> and skip_special:",
 #| include: tokenizer.py::ByteTokenizer
 
 # %%
-#| grade: test_byte_golden_ids test_byte_emoji_and_cjk_byte_counts test_byte_matches_tiktoken test_byte_round_trip_any_unicode test_byte_decode_invalid_utf8_is_replaced test_byte_decode_special_tokens
+#| grade: test_byte_golden_ids test_byte_emoji_and_cjk_byte_counts test_byte_matches_tiktoken test_byte_round_trip_any_unicode test_byte_decode_invalid_utf8_is_replaced test_byte_decode_special_tokens test_byte_empty_tuple_and_surrogate_inputs
 
 # %% [markdown]
 # The hand calculation of section 2, confirmed — and what happens when a model stops in the
@@ -302,7 +302,7 @@ print(f"decode({cut}) = {byte_tok.decode(cut)!r}")
 # outside `[0, vocab_size)`, negative ones included.
 
 # %%
-#| grade: test_word_golden_vocabulary test_word_golden_ids test_word_vocabulary_matches_oracle test_word_tie_rule test_word_min_freq_and_max_size test_word_pre_tokenization_matches_regex test_word_round_trip_and_unknown_words test_word_decode_special_tokens test_hidden_word_vocabulary_random_corpora test_hidden_decode_rejects_negative_and_large_ids
+#| grade: test_word_golden_vocabulary test_word_golden_ids test_word_vocabulary_matches_oracle test_word_tie_rule test_word_min_freq_and_max_size test_word_pre_tokenization_matches_regex test_word_round_trip_and_unknown_words test_word_retrain_replaces_vocabulary test_word_empty_and_tuple_inputs test_word_decode_special_tokens test_hidden_word_vocabulary_random_corpora test_hidden_decode_rejects_negative_and_large_ids
 
 # %%
 print("pieces:", WORD_PATTERN.findall("Hi  there!\n\nOk"))
@@ -350,7 +350,7 @@ print("max_size=6 keeps 6 - 4 = 2 pieces:", WordTokenizer(max_size=6).train(["th
 #| include: tokenizer.py::pad_batch
 
 # %%
-#| grade: test_pad_batch_golden test_pad_batch_matches_pad_sequence test_pad_batch_mask_dtype_and_values test_pad_batch_real_token_equal_to_pad_id test_pad_batch_truncation test_pad_batch_max_len_longer_and_empty_rows test_pad_batch_properties test_pad_batch_rejects_bad_arguments test_hidden_pad_batch_random_configurations
+#| grade: test_pad_batch_golden test_pad_batch_matches_pad_sequence test_pad_batch_mask_dtype_and_values test_pad_batch_real_token_equal_to_pad_id test_pad_batch_truncation test_pad_batch_max_len_longer_and_empty_rows test_pad_batch_tuples_batch_of_one_and_zero_length test_pad_batch_properties test_pad_batch_rejects_bad_arguments test_hidden_pad_batch_random_configurations
 
 # %%
 demo_seqs = [[5, 6, 7], [8], [0, 9]]

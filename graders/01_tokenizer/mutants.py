@@ -193,3 +193,10 @@ VARIANTS = [
             find='return [N_SPECIAL + b for b in text.encode("utf-8")]',
             replace='ids = []\n        for b in bytearray(text, "utf-8"):\n            ids.append(b + 4)\n        return ids'),
 ]
+
+# Mutants of `llmlab mutate` that compute the same result for every input the docstrings allow.
+EQUIVALENT = {
+    "tokenizer.py: `>` -> `>=` in `if len(seq) > L:`":
+        "when len(seq) == L both truncations (seq[:L] and seq[len(seq) - L:]) return the whole sequence, "
+        "so truncating a sequence of exactly L tokens changes nothing",
+}

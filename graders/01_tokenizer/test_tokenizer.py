@@ -8,77 +8,36 @@ properties with hypothesis (round trips, <unk> counts, vocabulary rules).
 
 from __future__ import annotations
 
-import re
-from collections import Counter
-
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+import tokenizer_oracle as O  # graders/01_tokenizer/tokenizer_oracle.py (on sys.path via the harness)
 from llmlab.lib.corpus import course_corpus
-from llmlab.testing import check, reference
+from llmlab.testing import check, reference, strategies
+from llmlab.testing.strategies import examples
 
 TOPIC = "01_tokenizer"
-SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>"]
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
-# The pre-tokenization rule stated in the docstring of WORD_PATTERN, typed again here so
-# that the grader does not trust the submission's copy of it.
-_PATTERN = re.compile(r" ?\w+| ?[^\w\s]|\s+(?!\S)|\s+")
-
-# Hypothesis runs derandomized (llmlab profile); the `impl` fixture is the same object for
-# every example, so the function-scoped-fixture health check does not apply.
-# No "explain" phase: it reruns a failing test dozens of times to annotate it (seconds per
-# failing test) and adds little for a student beyond the shrunk example.
-_FEW = settings(max_examples=25, report_multiple_bugs=False,
-                phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+SPECIALS = O.SPECIALS
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = O.PAD_ID, O.UNK_ID, O.BOS_ID, O.EOS_ID
 
 # Text with everything a tokenizer meets: ASCII, accents, CJK, emoji, whitespace runs.
 _ALPHABET = list("abcxyz ABC.,!?\n\t") + ["é", "ü", "東", "京", "🙂", "🚲", "\u0301"]
-_text = st.text(alphabet=_ALPHABET, max_size=30)
+_text = strategies.texts(_ALPHABET, max_size=30)
 _texts = st.lists(_text, min_size=1, max_size=4)
 
 
 # ------------------------------------------------------------------ oracles and mistakes
 
-def _char_itos(texts):
-    """Brute force: every character seen, sorted by code point, after the specials."""
-    seen = set()
-    for t in texts:
-        for c in t:
-            seen.add(c)
-    return SPECIALS + sorted(seen, key=ord)
-
-
-def _char_ids(itos, text, unk=True):
-    index = {tok: i for i, tok in enumerate(itos)}
-    return [index.get(c, UNK_ID) for c in text if unk or c in index]
-
-
-def _word_itos(texts, min_freq=1, max_size=None, *, ties="word", space_split=False, cap_words=False,
-               strict=False):
-    """The documented vocabulary rule. The keyword switches build catalogued mistakes."""
-    counts = Counter()
-    for t in texts:
-        counts.update(t.split() if space_split else _PATTERN.findall(t))
-    words = [w for w in counts if (counts[w] > min_freq if strict else counts[w] >= min_freq)]
-    if ties == "word":
-        words.sort(key=lambda w: (-counts[w], w))
-    else:  # first occurrence: Counter keeps insertion order, sort is stable
-        words.sort(key=lambda w: -counts[w])
-    if max_size is not None:
-        words = words[: max_size if cap_words else max_size - len(SPECIALS)]
-    return SPECIALS + words
-
-
-def _word_ids(itos, text, drop_unk=False):
-    index = {tok: i for i, tok in enumerate(itos)}
-    pieces = _PATTERN.findall(text)
-    return [index.get(p, UNK_ID) for p in pieces if not (drop_unk and p not in index)]
-
-
 def _shift(ids, by):
     return [i + by for i in ids]
+
+
+def _expect_bad_ids(tok, unit):
+    """decode must raise ValueError for an id equal to vocab_size and for -1."""
+    for bad in ([tok.vocab_size], [-1]):
+        check.expect_raises(ValueError, tok.decode, bad, unit=unit, case=check.describe(ids=bad),
+                            why=f"ids must lie in [0, vocab_size) = [0, {tok.vocab_size}); -1 is not 'the last token'")
 
 
 # ------------------------------------------------------------------ CharTokenizer
@@ -95,16 +54,16 @@ def test_char_golden_vocab_and_ids(impl):
     for text, expected in zip(rec["texts"], rec["ids"]):
         check.equal(tok.encode(text), expected, unit="CharTokenizer.encode", case=check.describe(text=text),
                     mistakes={"dropping unknown characters instead of mapping them to <unk>":
-                              _char_ids(rec["itos"], text, unk=False),
+                              O.char_ids(rec["itos"], text, unk=False),
                               "character ids off by one": _shift(expected, -1)})
 
 
 @pytest.mark.points(2)
-@_FEW
+@examples(25)
 @given(texts=_texts)
 def test_char_vocab_matches_brute_force(impl, texts):
     tok = impl.CharTokenizer().train(texts)
-    expected = _char_itos(texts)
+    expected = O.char_itos(texts)
     case = check.describe(texts=texts)
     check.equal(list(tok.itos), expected, unit="CharTokenizer.train", what="vocabulary (itos)", case=case,
                 mistakes={"special tokens left out of the vocabulary": expected[4:],
@@ -117,7 +76,7 @@ def test_char_vocab_matches_brute_force(impl, texts):
 
 
 @pytest.mark.points(2)
-@_FEW
+@examples(25)
 @given(texts=_texts, data=st.data())
 def test_char_round_trip_in_vocabulary(impl, texts, data):
     tok = impl.CharTokenizer().train(texts)
@@ -126,21 +85,21 @@ def test_char_round_trip_in_vocabulary(impl, texts, data):
     text = "".join(data.draw(st.lists(st.sampled_from(seen), max_size=40), label="chars")) if seen else ""
     ids = tok.encode(text)
     case = check.describe(texts=texts, text=text)
-    check.equal(ids, _char_ids(_char_itos(texts), text), unit="CharTokenizer.encode", case=case)
+    check.equal(ids, O.char_ids(O.char_itos(texts), text), unit="CharTokenizer.encode", case=case)
     check.equal(tok.decode(ids), text, unit="CharTokenizer.decode", what="decode(encode(text))", case=case)
 
 
 @pytest.mark.points(2)
-@_FEW
-@given(text=st.text(alphabet=list("abcdXYZ🙂東 "), max_size=30))
+@examples(25)
+@given(text=strategies.texts(list("abcdXYZ🙂東 "), max_size=30))
 def test_char_unknown_characters_become_unk(impl, text):
     tok = impl.CharTokenizer().train(["abcd ", "dcba"])
     ids = tok.encode(text)
-    itos = _char_itos(["abcd ", "dcba"])
+    itos = O.char_itos(["abcd ", "dcba"])
     case = check.describe(trained_on=["abcd ", "dcba"], text=text)
-    check.equal(ids, _char_ids(itos, text), unit="CharTokenizer.encode", case=case,
+    check.equal(ids, O.char_ids(itos, text), unit="CharTokenizer.encode", case=case,
                 mistakes={"dropping unknown characters instead of mapping them to <unk>":
-                          _char_ids(itos, text, unk=False)})
+                          O.char_ids(itos, text, unk=False)})
     n_unknown = sum(c not in "abcd " for c in text)
     check.equal(ids.count(UNK_ID), n_unknown, unit="CharTokenizer.encode",
                 what="number of <unk> ids (one per unknown character)", case=case)
@@ -161,21 +120,35 @@ def test_char_retrain_replaces_vocabulary(impl):
                 case=check.describe(after_retraining_on=["ba"], text="xa"))
 
 
+@pytest.mark.points(1)
+def test_char_empty_and_tuple_inputs(impl):
+    tok = impl.CharTokenizer().train([])
+    check.equal(list(tok.itos), SPECIALS, unit="CharTokenizer.train",
+                what="vocabulary after train([]) (the four special tokens only)", case=check.describe(texts=[]))
+    check.equal(tok.encode("ab"), [UNK_ID, UNK_ID], unit="CharTokenizer.encode",
+                case=check.describe(trained_on=[], text="ab"),
+                mistakes={"dropping unknown characters instead of mapping them to <unk>": []})
+    tok = impl.CharTokenizer().train(["ab", ""])
+    case = check.describe(trained_on=["ab", ""])
+    check.equal(tok.encode(""), [], unit="CharTokenizer.encode", what="encode('') (no characters, no ids)", case=case)
+    check.equal(tok.decode([]), "", unit="CharTokenizer.decode", what="decode([])", case=case)
+    check.equal(tok.decode((BOS_ID, 4, 5, EOS_ID)), "<bos>ab<eos>", unit="CharTokenizer.decode",
+                what="decode of a tuple of ids (any sequence of ints)", case=case)
+
+
 @pytest.mark.points(2)
 def test_char_decode_special_tokens(impl):
     tok = impl.CharTokenizer().train(["hello world"])
-    ids = tok.encode("hello")
+    ids = tok.encode("hello world")            # " " is the first ordinary token: id 4
     wrapped = [BOS_ID] + ids + [EOS_ID, PAD_ID, PAD_ID]
     case = check.describe(ids=wrapped)
-    check.equal(tok.decode(wrapped), "<bos>hello<eos><pad><pad>", unit="CharTokenizer.decode", case=case)
-    check.equal(tok.decode(wrapped, skip_special=True), "hello", unit="CharTokenizer.decode",
-                what="decode(ids, skip_special=True)", case=case)
+    check.equal(tok.decode(wrapped), "<bos>hello world<eos><pad><pad>", unit="CharTokenizer.decode", case=case)
+    check.equal(tok.decode(wrapped, skip_special=True), "hello world", unit="CharTokenizer.decode",
+                what="decode(ids, skip_special=True)", case=case,
+                mistakes={"skip_special also leaves out id 4 (only ids 0-3 are special)": "helloworld"})
     check.equal(tok.decode(tok.encode("hi!")), "h<unk><unk>", unit="CharTokenizer.decode",
                 what="decode(encode('hi!')) with 'i' and '!' unknown", case=check.describe(text="hi!"))
-    with pytest.raises(ValueError):
-        tok.decode([tok.vocab_size])
-        check.fail("CharTokenizer.decode", "an id equal to vocab_size must raise ValueError",
-                   case=check.describe(ids=[tok.vocab_size]))
+    _expect_bad_ids(tok, "CharTokenizer.decode")
 
 
 # ------------------------------------------------------------------ ByteTokenizer
@@ -223,8 +196,8 @@ def test_byte_emoji_and_cjk_byte_counts(impl):
 
 
 @pytest.mark.points(2)
-@_FEW
-@given(text=st.text(max_size=40))
+@examples(25)
+@given(text=strategies.texts(max_size=40))
 def test_byte_matches_tiktoken(impl, text):
     tok = impl.ByteTokenizer()
     expected = [4 + t for t in _tiktoken().encode(text, disallowed_special=())]
@@ -236,8 +209,8 @@ def test_byte_matches_tiktoken(impl, text):
 
 
 @pytest.mark.points(3)
-@_FEW
-@given(text=st.text(max_size=60))
+@examples(25)
+@given(text=strategies.texts(max_size=60))
 def test_byte_round_trip_any_unicode(impl, text):
     tok = impl.ByteTokenizer()
     ids = tok.encode(text)
@@ -253,7 +226,7 @@ _INVALID = [bytes([0xF0, 0x9F, 0x99]), bytes([0x80]), bytes([0xFF, 0x41]), bytes
 
 
 @pytest.mark.points(2)
-@_FEW
+@examples(25)
 @given(raw=st.one_of(st.sampled_from(_INVALID), st.binary(max_size=12)))
 def test_byte_decode_invalid_utf8_is_replaced(impl, raw):
     ids = [4 + b for b in raw]
@@ -292,9 +265,23 @@ def test_byte_decode_special_tokens(impl):
     check.equal(tok.decode(split, skip_special=True), "東", unit="ByteTokenizer.decode",
                 what="decode(ids, skip_special=True)", case=case)
     check.equal(tok.decode(split), "\ufffd<bos>\ufffd\ufffd", unit="ByteTokenizer.decode", case=case)
-    with pytest.raises(ValueError):
-        tok.decode([260])
-        check.fail("ByteTokenizer.decode", "id 260 is outside the vocabulary and must raise ValueError")
+    _expect_bad_ids(tok, "ByteTokenizer.decode")
+
+
+@pytest.mark.points(1)
+def test_byte_empty_tuple_and_surrogate_inputs(impl):
+    tok = impl.ByteTokenizer()
+    check.equal(tok.encode(""), [], unit="ByteTokenizer.encode", what="encode('') (no bytes, no ids)")
+    check.equal(tok.decode([]), "", unit="ByteTokenizer.decode", what="decode([])")
+    check.equal(tok.decode([], skip_special=True), "", unit="ByteTokenizer.decode",
+                what="decode([], skip_special=True)")
+    ids = (BOS_ID,) + tuple(4 + b for b in "é!".encode())
+    check.equal(tok.decode(ids), "<bos>é!", unit="ByteTokenizer.decode",
+                what="decode of a tuple of ids (any sequence of ints)", case=check.describe(ids=ids))
+    text = "a\ud800b"  # a lone surrogate: a Python str that UTF-8 cannot encode
+    check.expect_raises(UnicodeEncodeError, tok.encode, text, unit="ByteTokenizer.encode",
+                        case=check.describe(text=text),
+                        why="the docstring: a string holding a lone surrogate raises UnicodeEncodeError")
 
 
 # ------------------------------------------------------------------ WordTokenizer
@@ -302,13 +289,13 @@ def test_byte_decode_special_tokens(impl):
 def _word_mistakes(texts, min_freq, max_size):
     return {
         "ties broken by first occurrence instead of by the word (ascending)":
-            lambda: _word_itos(texts, min_freq, max_size, ties="first"),
+            lambda: O.word_itos(texts, min_freq, max_size, ties="first"),
         "max_size must count the 4 special tokens":
-            lambda: _word_itos(texts, min_freq, max_size, cap_words=True),
+            lambda: O.word_itos(texts, min_freq, max_size, cap_words=True),
         "min_freq applied with > instead of >=":
-            lambda: _word_itos(texts, min_freq, max_size, strict=True),
+            lambda: O.word_itos(texts, min_freq, max_size, strict=True),
         "split on whitespace instead of WORD_PATTERN":
-            lambda: _word_itos(texts, min_freq, max_size, space_split=True),
+            lambda: O.word_itos(texts, min_freq, max_size, space_split=True),
     }
 
 
@@ -331,7 +318,7 @@ def test_word_golden_ids(impl):
     for text, expected in zip(rec["texts"], rec["ids"]):
         check.equal(tok.encode(text), expected, unit="WordTokenizer.encode", case=check.describe(text=text),
                     mistakes={"dropping unknown words instead of mapping them to <unk>":
-                              _word_ids(rec["itos"], text, drop_unk=True)})
+                              O.word_ids(rec["itos"], text, drop_unk=True)})
 
 
 # Few distinct pieces, so equal counts (ties) and min_freq/max_size cuts happen often.
@@ -340,11 +327,11 @@ _word_texts = st.lists(st.lists(st.sampled_from(_PIECES), max_size=12).map("".jo
 
 
 @pytest.mark.points(3)
-@_FEW
+@examples(25)
 @given(texts=_word_texts, min_freq=st.integers(1, 3), max_size=st.one_of(st.none(), st.integers(4, 12)))
 def test_word_vocabulary_matches_oracle(impl, texts, min_freq, max_size):
     tok = impl.WordTokenizer(min_freq=min_freq, max_size=max_size).train(texts)
-    expected = _word_itos(texts, min_freq, max_size)
+    expected = O.word_itos(texts, min_freq, max_size)
     case = check.describe(texts=texts, min_freq=min_freq, max_size=max_size)
     check.equal(list(tok.itos), expected, unit="WordTokenizer.train", what="vocabulary (itos)", case=case,
                 mistakes=_word_mistakes(texts, min_freq, max_size))
@@ -376,8 +363,8 @@ def test_word_min_freq_and_max_size(impl):
 
 
 @pytest.mark.points(2)
-@_FEW
-@given(text=st.text(alphabet=_ALPHABET + ["_", "7", "\u3000", "\r"], max_size=40))
+@examples(25)
+@given(text=strategies.texts(_ALPHABET + ["_", "7", "\u3000", "\r"], max_size=40))
 def test_word_pre_tokenization_matches_regex(impl, text):
     # Trained on the text itself, every piece is in the vocabulary: the ids spell out the
     # pre-tokenization, and decode must give the text back exactly.
@@ -385,7 +372,7 @@ def test_word_pre_tokenization_matches_regex(impl, text):
     ids = tok.encode(text)
     case = check.describe(text=text)
     pieces = [tok.itos[i] for i in ids]
-    check.equal(pieces, _PATTERN.findall(text), unit="WordTokenizer.encode",
+    check.equal(pieces, O.PATTERN.findall(text), unit="WordTokenizer.encode",
                 what="pieces of encode(text) (tok.itos[i] for each id)", case=case,
                 mistakes={"split on whitespace instead of WORD_PATTERN": text.split()})
     check.equal(tok.decode(ids), text, unit="WordTokenizer.decode", what="decode(encode(text))", case=case,
@@ -393,11 +380,11 @@ def test_word_pre_tokenization_matches_regex(impl, text):
 
 
 @pytest.mark.points(2)
-@_FEW
+@examples(25)
 @given(texts=_word_texts, data=st.data())
 def test_word_round_trip_and_unknown_words(impl, texts, data):
     tok = impl.WordTokenizer().train(texts)
-    itos = _word_itos(texts)
+    itos = O.word_itos(texts)
     known = [p for p in itos[4:] if p.strip()]
     unknown = ["dog", " dog", "?", " Zürich"]
     pieces = data.draw(st.lists(st.sampled_from(known + unknown) if known else st.sampled_from(unknown),
@@ -405,11 +392,44 @@ def test_word_round_trip_and_unknown_words(impl, texts, data):
     text = "".join(pieces)
     ids = tok.encode(text)
     case = check.describe(texts=texts, text=text)
-    check.equal(ids, _word_ids(itos, text), unit="WordTokenizer.encode", case=case,
+    check.equal(ids, O.word_ids(itos, text), unit="WordTokenizer.encode", case=case,
                 mistakes={"dropping unknown words instead of mapping them to <unk>":
-                          _word_ids(itos, text, drop_unk=True)})
-    if all(p in itos for p in _PATTERN.findall(text)):
+                          O.word_ids(itos, text, drop_unk=True)})
+    if all(p in itos for p in O.PATTERN.findall(text)):
         check.equal(tok.decode(ids), text, unit="WordTokenizer.decode", what="decode(encode(text))", case=case)
+
+
+@pytest.mark.points(1)
+def test_word_retrain_replaces_vocabulary(impl):
+    tok = impl.WordTokenizer().train(["x y z"])     # pieces "x", " y", " z"
+    tok.train(["b a"])                              # pieces "b", " a"
+    check.equal(list(tok.itos), SPECIALS + [" a", "b"], unit="WordTokenizer.train",
+                what="vocabulary after training again on ['b a'] (must replace the old one)",
+                case=check.describe(first=["x y z"], then=["b a"]),
+                mistakes={"train extends the previous vocabulary instead of replacing it":
+                          SPECIALS + [" a", " y", " z", "b", "x"],
+                          "train extends the previous vocabulary (appending) instead of replacing it":
+                          SPECIALS + [" y", " z", "x", " a", "b"]})
+    check.equal(dict(tok.stoi), {t: i for i, t in enumerate(SPECIALS + [" a", "b"])}, unit="WordTokenizer.train",
+                what="stoi after training again (the inverse of the new itos)", case=check.describe(then=["b a"]))
+    check.equal(tok.encode("x a"), [UNK_ID, 4], unit="WordTokenizer.encode",
+                case=check.describe(after_retraining_on=["b a"], text="x a"))
+
+
+@pytest.mark.points(1)
+def test_word_empty_and_tuple_inputs(impl):
+    tok = impl.WordTokenizer().train([])
+    check.equal(list(tok.itos), SPECIALS, unit="WordTokenizer.train",
+                what="vocabulary after train([]) (the four special tokens only)", case=check.describe(texts=[]))
+    check.equal(tok.encode("hi there"), [UNK_ID, UNK_ID], unit="WordTokenizer.encode",
+                case=check.describe(trained_on=[], text="hi there"),
+                mistakes={"dropping unknown words instead of mapping them to <unk>": []})
+    tok = impl.WordTokenizer().train(["hi there", ""])   # " there" id 4, "hi" id 5
+    case = check.describe(trained_on=["hi there", ""])
+    check.equal(tok.encode(""), [], unit="WordTokenizer.encode", what="encode('') (no pieces, no ids)", case=case)
+    check.equal(tok.decode([]), "", unit="WordTokenizer.decode", what="decode([])", case=case)
+    check.equal(tok.decode((BOS_ID, 5, 4)), "<bos>hi there", unit="WordTokenizer.decode",
+                what="decode of a tuple of ids (any sequence of ints)", case=case)
 
 
 @pytest.mark.points(1)
@@ -422,6 +442,4 @@ def test_word_decode_special_tokens(impl):
                 what="decode(ids, skip_special=True)", case=case)
     check.equal(tok.decode(tok.encode("hello there")), "hello<unk>", unit="WordTokenizer.decode",
                 case=check.describe(text="hello there"))
-    with pytest.raises(ValueError):
-        tok.decode([tok.vocab_size])
-        check.fail("WordTokenizer.decode", "an id equal to vocab_size must raise ValueError")
+    _expect_bad_ids(tok, "WordTokenizer.decode")
