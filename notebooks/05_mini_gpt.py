@@ -208,7 +208,7 @@ for bad in (dict(d_model=18, n_head=4), dict(n_layer=True), dict(dropout=1.0)):
         print(f"{bad}: ValueError: {exc}")
 
 # %%
-#| grade: test_config_fields_and_defaults test_config_rejects_bad_values
+#| grade: test_config_fields_and_defaults test_config_accepts_the_smallest_valid_values test_config_rejects_bad_values
 
 # %% [markdown]
 # ### 3.2 `MiniGPT`: construction and forward pass
@@ -301,7 +301,7 @@ print("max |Δ logits| per position:", [f"{v:.1e}" for v in moved.tolist()])
 # causality, that positions are used, and a float64 `gradcheck`.
 
 # %%
-#| grade: test_model_structure_and_names test_head_is_tied_to_token_embedding test_parameter_count_of_model_matches_formula test_initialisation_statistics test_initial_loss_is_close_to_log_vocab test_dropout_follows_config_and_mode test_forward_shapes test_logits_and_loss_match_reference test_gradients_match_reference test_loss_is_mean_cross_entropy_ignoring_minus_100 test_causality test_positions_are_used test_gradcheck_float64 test_forward_matches_functional_oracle_hidden
+#| grade: test_model_structure_and_names test_head_is_tied_to_token_embedding test_parameter_count_of_model_matches_formula test_initialisation_statistics test_initial_loss_is_close_to_log_vocab test_dropout_follows_config_and_mode test_forward_shapes test_logits_and_loss_match_reference test_gradients_match_reference test_loss_is_mean_cross_entropy_ignoring_minus_100 test_causality test_batch_rows_are_independent test_positions_are_used test_gradients_match_functional_oracle test_forward_matches_functional_oracle_hidden
 
 # %% [markdown]
 # ### 3.3 `count_parameters`
@@ -378,7 +378,7 @@ print("count of each start 0…5:", torch.bincount(starts_seen, minlength=6).tol
 # with exactly one window, and the errors).
 
 # %%
-#| grade: test_get_batch_windows_and_shift test_get_batch_start_positions_are_uniform test_get_batch_randomness_comes_from_generator test_get_batch_edge_cases test_get_batch_more_shapes_hidden
+#| grade: test_get_batch_windows_and_shift test_get_batch_start_positions_are_uniform test_get_batch_randomness_comes_from_generator test_get_batch_without_generator_uses_global_rng test_get_batch_edge_cases test_get_batch_more_shapes_hidden
 
 # %% [markdown]
 # ### 3.5 `train`
@@ -417,7 +417,7 @@ print(f"{len(history_check)} losses; first {history_check[0]:.4f} (ln 16 = {math
       f"step 10 {history_check[10]:.4f}, last {history_check[-1]:.4f}")
 
 # %%
-#| grade: test_train_follows_documented_loop test_train_puts_model_in_train_mode test_overfits_one_batch test_learns_course_corpus_hidden
+#| grade: test_train_follows_documented_loop test_train_defaults_global_rng_and_lr test_train_puts_model_in_train_mode test_overfits_one_batch test_learns_course_corpus_hidden
 
 # %% [markdown]
 # ### 3.6 `generate`

@@ -168,3 +168,17 @@ VARIANTS = [
         _, loss = model(x, y)
 """),
 ]
+
+# Survivors of `llmlab mutate 05_mini_gpt` that compute what the solution computes for every
+# input the docstrings allow (the key is the id the command prints).
+EQUIVALENT = {
+    "mini_gpt.py: `-` -> `` in `next_id = logits.argmax(dim=-1, keepdim=True)`":
+        "logits was just sliced to (B, V) by `logits[:, -1, :]`, so dim=1 is dim=-1",
+    "mini_gpt.py: `-` -> `` in `probs = F.softmax(logits / temperature, dim=-1)`":
+        "logits was just sliced to (B, V) by `logits[:, -1, :]`, so dim=1 is dim=-1",
+    "mini_gpt.py: `True` -> `False` in `optimizer.zero_grad(set_to_none=True)`":
+        "the docstring says only 'clear the old gradients': zeroing them in place is the same "
+        "clearing (VARIANTS accepts it). Zeros and None differ only for a parameter that the "
+        "loss does not reach (AdamW would decay it); every parameter of MiniGPT and of any model "
+        "whose loss uses all its parameters gets a gradient each step, so the runs agree",
+}

@@ -3,15 +3,16 @@
 Evidence per unit:
   get_batch  properties on fresh data (windows are contiguous, targets are the inputs
              shifted by one), a chi-square test of the start positions (stated rate),
-             reproducibility through the generator;
+             reproducibility through the generator, or through the global RNG without one;
   generate   small stand-in models written here, whose next token follows a known rule
              (so the expected continuation is computed without a network), that record
              every call (context length, autograd, train/eval mode); a chi-square test of
              sampling at two temperatures (stated rates); golden greedy output of the
              reference model;
   train      the documented training loop run here on a copy of a small model, step for
-             step (losses and final weights); overfitting one batch with the student's
-             MiniGPT within a stated number of steps.
+             step (losses and final weights; with and without a generator, with the
+             default lr); overfitting one batch with the student's MiniGPT within a stated
+             number of steps.
 """
 
 from __future__ import annotations
@@ -22,32 +23,26 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from llmlab.testing import check, reference, stats
-
-TOPIC = "05_mini_gpt"
-
-
-
-_SETTINGS = settings(max_examples=25, suppress_health_check=[
-    HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
+import mini_gpt_oracle as O
+from llmlab.testing import check, reference, stats, tensors
+from llmlab.testing.strategies import examples, seeds
 
 
 # ---------------------------------------------------------------- get_batch
 
 @pytest.mark.points(2)
-@_SETTINGS
-@given(n=st.integers(2, 60), batch_size=st.integers(1, 6), block_size=st.integers(1, 12), seed=st.integers(0, 10**6))
+@examples(25)
+@given(n=st.integers(2, 60), batch_size=st.integers(1, 6), block_size=st.integers(1, 12), seed=seeds())
 def test_get_batch_windows_and_shift(impl, n, batch_size, block_size, seed):
     n = max(n, block_size + 1)
-    g = torch.Generator().manual_seed(seed)
-    data = torch.randperm(n, generator=g) + 100          # distinct values: a value tells its position
+    data = torch.randperm(n, generator=tensors.generator(seed)) + 100   # distinct values: a value tells its position
     position = {int(v): i for i, v in enumerate(data)}
     case = check.describe(data=data, batch_size=batch_size, block_size=block_size)
-    x, y = impl.get_batch(data, batch_size, block_size, g)
+    x, y = impl.get_batch(data, batch_size, block_size, tensors.generator(seed + 1))
     for name, t in (("x", x), ("y", y)):
         check.that(isinstance(t, torch.Tensor) and t.dtype == torch.long and tuple(t.shape) == (batch_size, block_size),
                    "get_batch", f"{name} should be an int64 tensor of shape (batch_size, block_size) = "
@@ -71,7 +66,7 @@ def test_get_batch_start_positions_are_uniform(impl):
     # correct implementation fails this chi-square test with probability ≤ 1e-6.
     n, block_size, starts_valid = 13, 4, 9
     data = torch.arange(n)
-    g = torch.Generator().manual_seed(2024)
+    g = tensors.generator(2024)
     counts = torch.zeros(n, dtype=torch.long)
     for _ in range(6):
         x, _ = impl.get_batch(data, 2000, block_size, g)
@@ -89,31 +84,50 @@ def test_get_batch_start_positions_are_uniform(impl):
 def test_get_batch_randomness_comes_from_generator(impl):
     data = torch.arange(500)
     torch.manual_seed(0)
-    a = impl.get_batch(data, 8, 6, torch.Generator().manual_seed(42))
+    a = impl.get_batch(data, 8, 6, tensors.generator(42))
     torch.manual_seed(1)                                          # the global RNG must not matter
-    b = impl.get_batch(data, 8, 6, torch.Generator().manual_seed(42))
+    b = impl.get_batch(data, 8, 6, tensors.generator(42))
     check.that(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]), "get_batch",
                "two calls with identically seeded generators gave different batches",
                "draw the start positions with `generator=generator`, not from the global RNG")
-    c = impl.get_batch(data, 8, 6, torch.Generator().manual_seed(43))
+    c = impl.get_batch(data, 8, 6, tensors.generator(43))
     check.that(not torch.equal(a[0], c[0]), "get_batch", "generators with different seeds gave the same batch")
+
+
+@pytest.mark.points(1)
+def test_get_batch_without_generator_uses_global_rng(impl):
+    # generator=None (or left out) means the global RNG: seeding it makes the batch reproducible
+    data = torch.arange(500)
+    torch.manual_seed(7)
+    a = impl.get_batch(data, 8, 6)
+    torch.manual_seed(7)
+    b = impl.get_batch(data, 8, 6, None)
+    check.that(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]), "get_batch",
+               "without a generator, two calls after the same torch.manual_seed gave different batches",
+               "when generator is None, draw from the global RNG (torch.randint(..., generator=None))",
+               case=check.describe(data=data, batch_size=8, block_size=6))
+    check.equal(b[1][:, :-1].tolist(), b[0][:, 1:].tolist(), unit="get_batch",
+                what="y[:, :-1] vs x[:, 1:] without a generator (targets are the inputs shifted by one)",
+                case=check.describe(data=data, batch_size=8, block_size=6))
+    torch.manual_seed(8)
+    c = impl.get_batch(data, 8, 6)
+    check.that(not torch.equal(a[0], c[0]), "get_batch",
+               "without a generator, different global seeds gave the same batch (is the randomness fixed?)")
 
 
 @pytest.mark.points(1)
 def test_get_batch_edge_cases(impl):
     data = torch.tensor([5, 3, 9, 1])
-    x, y = impl.get_batch(data, 3, 3, torch.Generator().manual_seed(0))   # exactly one window fits
+    x, y = impl.get_batch(data, 3, 3, tensors.generator(0))   # exactly one window fits
     check.equal(x.tolist(), [[5, 3, 9]] * 3, unit="get_batch", what="x when len(data) == block_size + 1",
                 case=check.describe(data=data, block_size=3))
     check.equal(y.tolist(), [[3, 9, 1]] * 3, unit="get_batch", what="y when len(data) == block_size + 1",
                 case=check.describe(data=data, block_size=3))
-    for bad, block_size in ((torch.arange(4), 4), (torch.arange(12).view(3, 4), 2)):
-        try:
-            impl.get_batch(bad, 2, block_size, torch.Generator().manual_seed(0))
-        except ValueError:
-            continue
-        check.fail("get_batch", "should raise ValueError (data must be 1-D with at least block_size + 1 tokens)",
-                   case=check.describe(data=bad, block_size=block_size))
+    for bad, block_size, why in ((torch.arange(4), 4, "data holds fewer than block_size + 1 tokens"),
+                                 (torch.arange(12).view(3, 4), 2, "data is not 1-D"),
+                                 (torch.tensor(7), 1, "data is not 1-D (a 0-d tensor)")):
+        check.expect_raises(ValueError, impl.get_batch, bad, 2, block_size, tensors.generator(0), unit="get_batch",
+                            case=check.describe(data=bad, block_size=block_size), why=why)
 
 
 # ---------------------------------------------------------------- generate
@@ -171,10 +185,10 @@ def _rule_continuation(prompt: list[int], n: int, V: int, window) -> list[int]:
 @pytest.mark.points(3)
 def test_generate_greedy_uses_last_position_of_cropped_context(impl):
     V, K = 17, 5
-    g = torch.Generator().manual_seed(3)
-    for T0, new in ((2, 9), (8, 6)):                   # context grows past block_size / starts beyond it
+    # context grows past block_size / starts beyond it / batch 1 from a one-token prompt
+    for seed, (B, T0, new) in enumerate(((3, 2, 9), (3, 8, 6), (1, 1, 7))):
         model = _RuleLM(V, K)
-        prompt = torch.randint(0, V, (3, T0), generator=g)
+        prompt = tensors.randint((B, T0), 3 + seed, high=V)
         out = impl.generate(model, prompt, new, temperature=0.0)
         rows = prompt.tolist()
         expected = torch.tensor([_rule_continuation(r, new, V, lambda s: s[-K:]) for r in rows])
@@ -197,16 +211,8 @@ def test_generate_greedy_uses_last_position_of_cropped_context(impl):
 
 @pytest.mark.points(2)
 def test_generate_greedy_matches_reference_model(impl):
-    cfg = reference.load(TOPIC, "model_config")
-    record = reference.load(TOPIC, "model")
-    greedy = reference.load(TOPIC, "greedy")
-    model = impl.MiniGPT(impl.GPTConfig(**cfg))
-    try:
-        model.load_state_dict({k[len("param."):]: v for k, v in record.items() if k.startswith("param.")})
-    except RuntimeError as exc:
-        check.fail("MiniGPT.__init__", "the reference state dict does not load into your model",
-                   str(exc).splitlines()[0][:300], "keep the attribute names of the docstring",
-                   case=check.describe(config=cfg))
+    model, _, cfg = O.load_reference_model(impl)
+    greedy = reference.load(O.TOPIC, "greedy")
     out = impl.generate(model, greedy["prompt"], max_new_tokens=6, temperature=0.0)
     check.close(out, greedy["out"], unit="generate", kind="exact",
                 what="greedy continuation by the reference weights",
@@ -246,7 +252,7 @@ def test_generate_samples_from_tempered_softmax(impl):
     for temperature, seed in ((0.5, 10), (2.0, 11)):
         model = _FixedLM(logits)
         out = impl.generate(model, torch.zeros(2000, 1, dtype=torch.long), 4, temperature=temperature,
-                            generator=torch.Generator().manual_seed(seed))
+                            generator=tensors.generator(seed))
         counts = torch.bincount(out[:, 1:].reshape(-1), minlength=6).tolist()
         case = check.describe(logits=logits, temperature=temperature, draws=8000)
         try:
@@ -267,12 +273,12 @@ def test_generate_sampling_uses_generator(impl):
     logits = torch.tensor([0.3, 0.1, 0.0, -0.2])
     prompt = torch.zeros(50, 1, dtype=torch.long)
     torch.manual_seed(0)
-    a = impl.generate(_FixedLM(logits), prompt, 5, temperature=1.0, generator=torch.Generator().manual_seed(9))
+    a = impl.generate(_FixedLM(logits), prompt, 5, temperature=1.0, generator=tensors.generator(9))
     torch.manual_seed(1)
-    b = impl.generate(_FixedLM(logits), prompt, 5, temperature=1.0, generator=torch.Generator().manual_seed(9))
+    b = impl.generate(_FixedLM(logits), prompt, 5, temperature=1.0, generator=tensors.generator(9))
     check.that(torch.equal(a, b), "generate", "identically seeded generators gave different samples",
                "draw every sample with `generator=generator`")
-    c = impl.generate(_FixedLM(logits), prompt, 5, temperature=1.0, generator=torch.Generator().manual_seed(10))
+    c = impl.generate(_FixedLM(logits), prompt, 5, temperature=1.0, generator=tensors.generator(10))
     check.that(not torch.equal(a, c), "generate", "generators with different seeds gave the same 250 samples")
 
 
@@ -284,6 +290,8 @@ def test_generate_no_grad_eval_mode_and_contract(impl):
         model.train(start_training)
         out = impl.generate(model, prompt, 3, temperature=0.0)
         case = check.describe(prompt=prompt, model_was_training=start_training)
+        check.equal(prompt.tolist(), [[1, 2, 3], [4, 5, 6]], unit="generate",
+                    what="the prompt tensor after the call (idx must not be modified in place)", case=case)
         check.that(all(not grad for _, grad, _ in model.calls), "generate",
                    "the model ran with autograd enabled; wrap the loop in torch.no_grad()", case=case)
         check.that(all(not training for _, _, training in model.calls), "generate",
@@ -297,8 +305,12 @@ def test_generate_no_grad_eval_mode_and_contract(impl):
                     case=case)
     same = impl.generate(_RuleLM(7, 4), prompt, 0, temperature=1.0)
     check.equal(same.tolist(), prompt.tolist(), unit="generate", what="output for max_new_tokens=0")
-    with pytest.raises(ValueError):
-        impl.generate(_RuleLM(7, 4), prompt, 2, temperature=-1.0)
+    check.expect_raises(ValueError, impl.generate, _RuleLM(7, 4), prompt, 2, temperature=-1.0, unit="generate",
+                        case=check.describe(prompt=prompt, max_new_tokens=2, temperature=-1.0),
+                        why="temperature < 0")
+    check.expect_raises(ValueError, impl.generate, _RuleLM(7, 4), prompt, -1, temperature=1.0, unit="generate",
+                        case=check.describe(prompt=prompt, max_new_tokens=-1, temperature=1.0),
+                        why="max_new_tokens < 0")
 
 
 # ---------------------------------------------------------------- train
@@ -308,9 +320,8 @@ class _Bigram(nn.Module):
 
     def __init__(self, vocab_size: int, seed: int):
         super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        self.table = nn.Parameter(0.5 * torch.randn(vocab_size, vocab_size, generator=g))
-        self.bias = nn.Parameter(0.1 * torch.randn(vocab_size, generator=g))
+        self.table = nn.Parameter(tensors.randn((vocab_size, vocab_size), seed, torch.float32, scale=0.5))
+        self.bias = nn.Parameter(tensors.randn((vocab_size,), seed + 1, torch.float32, scale=0.1))
         self.modes: list[bool] = []
 
     def forward(self, idx, targets=None):
@@ -322,8 +333,9 @@ class _Bigram(nn.Module):
 
 def _documented_loop(impl, model, data, steps, batch_size, block_size, lr, seed,
                      clear_grads=True, one_optimizer=True) -> list[float]:
-    """The loop train()'s docstring specifies (the flags produce known mistakes)."""
-    g = torch.Generator().manual_seed(seed)
+    """The loop train()'s docstring specifies (the flags produce known mistakes); seed None
+    draws the batches from the global RNG, as train does without a generator."""
+    g = None if seed is None else tensors.generator(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     history = []
     for _ in range(steps):
@@ -342,7 +354,7 @@ def _documented_loop(impl, model, data, steps, batch_size, block_size, lr, seed,
 @pytest.mark.points(3)
 def test_train_follows_documented_loop(impl):
     V, steps, batch_size, block_size, lr, seed = 7, 8, 4, 5, 0.05, 21
-    data = torch.randint(0, V, (200,), generator=torch.Generator().manual_seed(1))
+    data = tensors.randint((200,), 1, high=V)
     model = _Bigram(V, seed=2)
     fresh = copy.deepcopy(model)
     case = check.describe(steps=steps, batch_size=batch_size, block_size=block_size, lr=lr)
@@ -351,8 +363,7 @@ def test_train_follows_documented_loop(impl):
         return torch.tensor(_documented_loop(impl, copy.deepcopy(fresh), data, steps, batch_size, block_size,
                                              lr, seed, **flags))
 
-    history = impl.train(model, data, steps, batch_size, block_size, lr=lr,
-                         generator=torch.Generator().manual_seed(seed))
+    history = impl.train(model, data, steps, batch_size, block_size, lr=lr, generator=tensors.generator(seed))
     oracle = copy.deepcopy(fresh)
     expected = torch.tensor(_documented_loop(impl, oracle, data, steps, batch_size, block_size, lr, seed))
     check.that(isinstance(history, list) and len(history) == steps, "train",
@@ -370,10 +381,35 @@ def test_train_follows_documented_loop(impl):
 
 
 @pytest.mark.points(1)
+def test_train_defaults_global_rng_and_lr(impl):
+    # Without a generator the batches come from the global RNG (get_batch's rule), and lr
+    # defaults to 1e-3: the documented loop from the same global seed gives the same run.
+    V, steps, batch_size, block_size = 6, 5, 3, 4
+    data = tensors.randint((120,), 5, high=V)
+    model = _Bigram(V, seed=4)
+    oracle = copy.deepcopy(model)
+    case = check.describe(steps=steps, batch_size=batch_size, block_size=block_size, generator=None)
+    torch.manual_seed(31)
+    history = impl.train(model, data, steps, batch_size, block_size)
+    torch.manual_seed(31)
+    expected = torch.tensor(_documented_loop(impl, oracle, data, steps, batch_size, block_size, 1e-3, None))
+    check.close(torch.tensor(history), expected, unit="train", kind="loss", case=case,
+                what="loss history with the defaults (generator None: global RNG; lr 1e-3)")
+    for name in ("table", "bias"):
+        check.close(getattr(model, name).detach(), getattr(oracle, name).detach(), unit="train", kind="model",
+                    what=f"parameter {name} after training with the default lr 1e-3", case=case)
+    before = copy.deepcopy(model.state_dict())
+    empty = impl.train(model, data, 0, batch_size, block_size, generator=tensors.generator(0))
+    check.equal(empty, [], unit="train", what="history of a run of 0 steps", case=check.describe(steps=0))
+    check.that(all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "train",
+               "a run of 0 steps changed the parameters", case=check.describe(steps=0))
+
+
+@pytest.mark.points(1)
 def test_train_puts_model_in_train_mode(impl):
     model = _Bigram(5, seed=3).eval()
-    data = torch.randint(0, 5, (50,), generator=torch.Generator().manual_seed(0))
-    impl.train(model, data, 3, 2, 4, lr=1e-2, generator=torch.Generator().manual_seed(0))
+    data = tensors.randint((50,), 0, high=5)
+    impl.train(model, data, 3, 2, 4, lr=1e-2, generator=tensors.generator(0))
     check.equal(model.modes, [True, True, True], unit="train",
                 what="model.training during each step's forward (call model.train() first)")
 
@@ -386,8 +422,8 @@ def test_overfits_one_batch(impl):
     torch.manual_seed(0)
     cfg = impl.GPTConfig(vocab_size=16, block_size=8, n_layer=1, n_head=2, d_model=32)
     model = impl.MiniGPT(cfg)
-    data = torch.randint(0, 16, (9,), generator=torch.Generator().manual_seed(4))
-    history = impl.train(model, data, 40, 2, 8, lr=1e-2, generator=torch.Generator().manual_seed(0))
+    data = tensors.randint((9,), 4, high=16)
+    history = impl.train(model, data, 40, 2, 8, lr=1e-2, generator=tensors.generator(0))
     case = check.describe(config=cfg, data=data, steps=40, lr=1e-2)
     check.that(len(history) == 40 and history[-1] < 0.1, "train",
                f"a seeded run should memorise a single batch: final loss {history[-1] if history else None!r}, "
