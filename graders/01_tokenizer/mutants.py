@@ -197,6 +197,6 @@ VARIANTS = [
 # Mutants of `llmlab mutate` that compute the same result for every input the docstrings allow.
 EQUIVALENT = {
     "tokenizer.py: `>` -> `>=` in `if len(seq) > L:`":
-        "when len(seq) == L both truncations (seq[:L] and seq[len(seq) - L:]) return the whole sequence, "
-        "so truncating a sequence of exactly L tokens changes nothing",
+        "when len(seq) == L, keeping the first L tokens or the last L tokens both keep the whole "
+        "sequence, so truncating a sequence of exactly L tokens changes nothing",
 }
