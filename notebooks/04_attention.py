@@ -212,7 +212,7 @@ print("gelu(1), gelu(-1) by hand:     ", [round(v, 6) for v in gelu_by_hand])
 #| include: attention.py::softmax
 
 # %%
-#| grade: test_softmax_matches_torch test_softmax_huge_logits test_softmax_masked_and_fully_masked_rows test_softmax_gradients test_softmax_properties test_softmax_reference_data test_hidden_softmax_random_masks
+#| grade: test_softmax_matches_torch test_softmax_huge_logits test_softmax_masked_and_fully_masked_rows test_softmax_gradients test_softmax_properties test_softmax_any_shape test_softmax_reference_data test_hidden_softmax_random_masks
 
 # %% [markdown]
 # The hand results of section 2, and the two edge cases next to PyTorch's own softmax:
@@ -280,7 +280,7 @@ print(causal_mask(4).int())
 #| include: attention.py::scaled_dot_product_attention
 
 # %%
-#| grade: test_attention_matches_torch test_attention_bool_mask test_attention_additive_mask test_attention_causal test_attention_causality test_attention_fully_masked_rows_are_zero test_attention_gradients test_attention_permutation_equivariance test_attention_rejects_bad_input test_attention_reference_data test_hidden_attention_mask_and_causal
+#| grade: test_attention_matches_torch test_attention_bool_mask test_attention_additive_mask test_attention_broadcast_and_strided_inputs test_attention_causal test_attention_causality test_attention_fully_masked_rows_are_zero test_attention_gradients test_attention_permutation_equivariance test_attention_rejects_bad_input test_attention_reference_data test_hidden_attention_mask_and_causal
 
 # %% [markdown]
 # The 2 × 2 example of section 2, now through the implementation; a bool mask that hides every
