@@ -7,6 +7,10 @@ Written for clarity, not speed, and independently of the reference solution:
 - `encode` replays the merges in the order they were learned, each over the whole pre-token
   (equivalent to "lowest rank first", by a different algorithm);
 - `diagnose_merges` explains where a wrong list of merges departs from the right one.
+
+Below those, the helpers the test files share: `expect_merges` (an exact comparison of merge
+lists whose failure says where and why they part), `TIKTOKEN_BUILTINS` (what a unit written
+from scratch may not call), the shipped training text, the save format and a tiktoken oracle.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from __future__ import annotations
 from collections import Counter
 
 import regex
+
+from llmlab.testing import check
 
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 _GPT2 = regex.compile(GPT2_PATTERN)
@@ -175,6 +181,22 @@ def diagnose_merges(corpus: str, special_tokens, got, expected) -> tuple[str, st
 
 
 # ------------------------------------------------------------------ shared grader helpers
+
+# tiktoken ships a BPE trainer and encoder; a unit that used them would not be "from scratch".
+TIKTOKEN_BUILTINS = ["tiktoken.core.Encoding.__init__", "tiktoken._educational.bpe_train",
+                     "tiktoken._educational.SimpleBytePairEncoding.__init__"]
+
+
+def expect_merges(got, expected, corpus: str, special_tokens, case: str) -> None:
+    """Fail (naming the unit train_bpe) unless the merge lists are equal; the message says at
+    which merge they part, why (counts, tie rule, pre-token boundaries) and the known mistake."""
+    __tracebackhide__ = True
+    if got == expected:
+        return
+    detail, mistake = diagnose_merges(corpus, special_tokens, got, expected)
+    check.fail("train_bpe", "the merges differ from the expected ones", detail,
+               f"got {len(got)} merges, expected {len(expected)}", case=case, mistake=mistake)
+
 
 def course_training_text(n_paragraphs: int, seed: int, separator: str) -> str:
     """The shipped training corpus: the course corpus with documents (paragraphs) joined by

@@ -169,3 +169,27 @@ VARIANTS = [
                      '            data += chunk\n'
                      '        return str(bytes(data), "utf-8", "replace")\n')),
 ]
+
+# Survivors of `llmlab mutate 02_bpe` that compute the same result for every input the
+# docstrings allow.
+_MARGIN = "margin = max((len(s) for s in self.special_tokens), default=0) + 2"
+_MARGIN_LARGER = ("a larger streaming margin only holds back more of the buffer before its ids are "
+                  "emitted (the final flush encodes the rest); every cut it makes is one the exact margin "
+                  "also makes, so the ids are those of encode, which is all the docstring asks ('any rule "
+                  "that gives the same ids is fine'), and memory stays bounded")
+_SAVE = 'Path(path).write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")'
+EQUIVALENT = {
+    f"bpe.py: `0` -> `1` in `{_MARGIN}`": "with no special tokens the margin becomes 3 instead of 2: " + _MARGIN_LARGER,
+    f"bpe.py: `2` -> `3` in `{_MARGIN}`": "the margin grows by one character: " + _MARGIN_LARGER,
+    "bpe.py: `>` -> `>=` in `if end + margin > len(buffer):`":
+        "a pre-token is emitted only when one more character follows it, the same as a margin one larger: "
+        + _MARGIN_LARGER,
+    f"bpe.py: `1` -> `0` in `{_SAVE}`": "indent only changes the whitespace of the JSON file, which the "
+                                      "format says does not matter (load reads the same data)",
+    f"bpe.py: `1` -> `2` in `{_SAVE}`": "indent only changes the whitespace of the JSON file, which the "
+                                      "format says does not matter (load reads the same data)",
+    f"bpe.py: `False` -> `True` in `{_SAVE}`":
+        "ensure_ascii=True writes non-ASCII characters of the special tokens as \\uXXXX escapes, which any "
+        "JSON reader decodes to the same strings (a special token can hold no lone surrogate: the "
+        "constructor encodes every special token to UTF-8)",
+}

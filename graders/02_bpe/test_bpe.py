@@ -13,27 +13,24 @@ import time
 
 import pytest
 import regex
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import bpe_oracle as O
-from llmlab.testing import check, reference
-from llmlab.testing.guard import forbid
+from llmlab.testing import check, guard, reference
+from llmlab.testing.strategies import examples
 
 TOPIC = "02_bpe"
-# Properties run inside the test, after one plain call: a TODO then fails at once instead of
-# making hypothesis search and shrink. 25 examples keep the topic within its time budget.
-PROPERTY = settings(max_examples=25)
-# tiktoken ships a BPE trainer and encoder; using them would not be "from scratch".
-TIKTOKEN = ["tiktoken.core.Encoding.__init__", "tiktoken._educational.bpe_train",
-            "tiktoken._educational.SimpleBytePairEncoding.__init__"]
+# Property tests run their hypothesis property inside the test, after one plain call: a TODO
+# then fails at once instead of making hypothesis search and shrink. 25 examples
+# (`examples(25)`, the course profile otherwise) keep the topic within its time budget.
 
 
-def run_train(impl, corpus, vocab_size, specials):
-    """The student's train_bpe, with its result checked for the documented types."""
-    with forbid("train_bpe", TIKTOKEN):
-        result = impl.train_bpe(corpus, vocab_size, specials)
-    case = check.describe(corpus=corpus, vocab_size=vocab_size, special_tokens=specials)
+def run_train(impl, corpus, vocab_size, *specials):
+    """The student's train_bpe (tiktoken forbidden), with its result checked for the documented
+    types. `specials` is the optional third argument: left out when not given."""
+    result = guard.call_without("train_bpe", O.TIKTOKEN_BUILTINS, impl.train_bpe, corpus, vocab_size, *specials)
+    case = check.describe(corpus=corpus, vocab_size=vocab_size, **{"special_tokens": s for s in specials})
     check.that(isinstance(result, tuple) and len(result) == 2, "train_bpe",
                f"should return a tuple (vocab, merges), got {type(result).__name__}", case=case)
     vocab, merges = result
@@ -42,16 +39,6 @@ def run_train(impl, corpus, vocab_size, specials):
                    for m in merges), "train_bpe",
                "merges should be a list of (bytes, bytes) tuples", f"first entries: {list(merges)[:3]!r}", case=case)
     return vocab, [tuple(m) for m in merges]
-
-
-def expect_merges(got, expected, corpus, specials, case):
-    """Exact comparison of merge lists; a failure says where and why they part."""
-    __tracebackhide__ = True
-    if got == expected:
-        return
-    detail, mistake = O.diagnose_merges(corpus, specials, got, expected)
-    check.fail("train_bpe", "the merges differ from the expected ones", detail,
-               f"got {len(got)} merges, expected {len(expected)}", case=case, mistake=mistake)
 
 
 # ------------------------------------------------------------------ pretokenize
@@ -113,7 +100,7 @@ _PIECES = st.sampled_from(["a", "b", "ab", " ", "  ", "\n", "\t", "'s", "'ll", "
 def test_pretokenize_property_no_characters_lost(impl):
     impl.pretokenize("a <|s|>b", ["<|s|>"])  # a TODO fails here at once, not inside hypothesis
 
-    @PROPERTY
+    @examples(25)
     @given(parts=st.lists(_PIECES, max_size=25),
            specials=st.sampled_from([[], ["<|s|>"], ["<|s|>", "<|s|><|t|>"], ["<|t|>", "<|s|>", "s|>"]]))
     def prop(parts, specials):
@@ -132,8 +119,10 @@ def test_pretokenize_property_no_characters_lost(impl):
 
 @pytest.mark.points(1)
 def test_pretokenize_rejects_empty_special_token(impl):
-    with pytest.raises(ValueError):
-        impl.pretokenize("some text", ["<|eot|>", ""])
+    specials = ["<|eot|>", ""]
+    check.expect_raises(ValueError, impl.pretokenize, "some text", specials, unit="pretokenize",
+                        case=check.describe(text="some text", special_tokens=specials),
+                        why="the docstring: a special token may not be the empty string")
 
 
 # ------------------------------------------------------------------ train_bpe
@@ -144,7 +133,7 @@ def test_train_bpe_small_golden_cases(impl):
         corpus, size, specials = record["corpus"], record["vocab_size"], record["special_tokens"]
         case = check.describe(corpus=corpus, vocab_size=size, special_tokens=specials)
         _, merges = run_train(impl, corpus, size, specials)
-        expect_merges(merges, O.unhex_merges(record["merges"]), corpus, specials, case)
+        O.expect_merges(merges, O.unhex_merges(record["merges"]), corpus, specials, case)
 
 
 _CORPUS_PIECES = st.sampled_from(["a", "b", "ab", "ba", "c", " ", " a", "\n", "aa", "bab", "é",
@@ -156,7 +145,7 @@ def test_train_bpe_matches_brute_force_oracle(impl):
     run_train(impl, "ab ab", 257, [])  # a TODO fails here at once, not inside hypothesis
 
     # Small alphabets make many ties, so the tie rule is exercised on every example.
-    @PROPERTY
+    @examples(25)
     @given(parts=st.lists(_CORPUS_PIECES, max_size=40), n_merges=st.integers(0, 14),
            specials=st.sampled_from([[], ["<|s|>"], ["<|s|>", "<|x|>"]]))
     def prop(parts, n_merges, specials):
@@ -165,7 +154,7 @@ def test_train_bpe_matches_brute_force_oracle(impl):
         case = check.describe(corpus=corpus, vocab_size=size, special_tokens=specials)
         exp_vocab, exp_merges = O.train_bpe(corpus, size, specials)
         vocab, merges = run_train(impl, corpus, size, specials)
-        expect_merges(merges, exp_merges, corpus, specials, case)
+        O.expect_merges(merges, exp_merges, corpus, specials, case)
         check.equal(vocab, exp_vocab, unit="train_bpe", case=case, what="vocab")
 
     prop()
@@ -180,7 +169,7 @@ def test_train_bpe_tie_rule(impl):
     for corpus, size in cases:
         case = check.describe(corpus=corpus, vocab_size=size)
         _, merges = run_train(impl, corpus, size, [])
-        expect_merges(merges, O.train_bpe(corpus, size)[1], corpus, [], case)
+        O.expect_merges(merges, O.train_bpe(corpus, size)[1], corpus, [], case)
 
 
 @pytest.mark.points(4)
@@ -191,7 +180,7 @@ def test_train_bpe_matches_reference_on_shipped_corpus(impl):
     exp_vocab, exp_merges, _ = O.parse_saved(record["tokenizer"])
     case = f"the course corpus {record['corpus']}, vocab_size={record['vocab_size']}, special_tokens={specials}"
     vocab, merges = run_train(impl, corpus, record["vocab_size"], specials)
-    expect_merges(merges, exp_merges, corpus, specials, case)
+    O.expect_merges(merges, exp_merges, corpus, specials, case)
     check.equal(vocab, exp_vocab, unit="train_bpe", case=case, what="vocab")
 
 
@@ -207,8 +196,8 @@ def test_train_bpe_merges_stay_inside_pretokens(impl):
                    f"merge {k} makes {a + b!r}, which is not inside any pre-token",
                    "known mistake: merging across pre-tokens (count pairs inside each pre-token only)",
                    case=check.describe(corpus=corpus, vocab_size=268))
-    expect_merges(merges, O.train_bpe(corpus, 256 + 12)[1], corpus, specials,
-                  check.describe(corpus=corpus, vocab_size=268))
+    O.expect_merges(merges, O.train_bpe(corpus, 256 + 12)[1], corpus, specials,
+                    check.describe(corpus=corpus, vocab_size=268))
 
 
 @pytest.mark.points(2)
@@ -218,7 +207,7 @@ def test_train_bpe_special_tokens_excluded_and_numbered_last(impl):
     size = 256 + 2 + 3
     case = check.describe(corpus=corpus, vocab_size=size, special_tokens=specials)
     vocab, merges = run_train(impl, corpus, size, specials)
-    expect_merges(merges, O.train_bpe(corpus, size, specials)[1], corpus, specials, case)
+    O.expect_merges(merges, O.train_bpe(corpus, size, specials)[1], corpus, specials, case)
     check.equal({i: vocab.get(i) for i in range(256 + len(merges), 256 + len(merges) + 2)},
                 {256 + len(merges): b"<|endoftext|>", 256 + len(merges) + 1: b"<|pad|>"},
                 unit="train_bpe", case=case, what="the ids of the special tokens (right after the merges)")
@@ -244,10 +233,33 @@ def test_train_bpe_vocab_layout_and_early_stop(impl):
 
 @pytest.mark.points(1)
 def test_train_bpe_rejects_too_small_vocab(impl):
-    with pytest.raises(ValueError):
-        impl.train_bpe("some text", 256, ["<|endoftext|>"])
-    with pytest.raises(ValueError):
-        impl.train_bpe("some text", 300, ["<|a|>", "<|a|>"])
+    for size, specials, why in [
+        (256, ["<|endoftext|>"], "vocab_size < 256 + len(special_tokens): no room for the special token"),
+        (300, ["<|a|>", "<|a|>"], "a special token is listed twice"),
+    ]:
+        check.expect_raises(ValueError, impl.train_bpe, "some text", size, specials, unit="train_bpe",
+                            case=check.describe(corpus="some text", vocab_size=size, special_tokens=specials),
+                            why=why)
+
+
+@pytest.mark.points(1)
+def test_train_bpe_rejects_empty_special_token(impl):
+    specials = ["<|a|>", ""]
+    check.expect_raises(ValueError, impl.train_bpe, "some text", 300, specials, unit="train_bpe",
+                        case=check.describe(corpus="some text", vocab_size=300, special_tokens=specials),
+                        why="the docstring: a special token may not be the empty string")
+
+
+@pytest.mark.points(1)
+def test_train_bpe_special_tokens_optional(impl):
+    # special_tokens may be left out or None: plain training, the merges right after the bytes.
+    corpus, size = "low lower lowest newer newest", 256 + 8
+    exp_vocab, exp_merges = O.train_bpe(corpus, size)
+    for specials in [(), (None,)]:  # train_bpe(corpus, size) and train_bpe(corpus, size, None)
+        case = check.describe(corpus=corpus, vocab_size=size, **{"special_tokens": s for s in specials})
+        vocab, merges = run_train(impl, corpus, size, *specials)
+        O.expect_merges(merges, exp_merges, corpus, [], case)
+        check.equal(vocab, exp_vocab, unit="train_bpe", case=case, what="vocab")
 
 
 @pytest.mark.points(3)

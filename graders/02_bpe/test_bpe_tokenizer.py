@@ -15,18 +15,17 @@ import json
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import bpe_oracle as O
-from llmlab.testing import check, reference
-from llmlab.testing.guard import forbid
+from llmlab.testing import check, guard, reference, strategies
+from llmlab.testing.strategies import examples
 
 TOPIC = "02_bpe"
-# Properties run inside the test, after one plain call: a TODO then fails at once instead of
-# making hypothesis search and shrink. 25 examples keep the topic within its time budget.
-PROPERTY = settings(max_examples=25)
-TIKTOKEN = ["tiktoken.core.Encoding.__init__", "tiktoken._educational.SimpleBytePairEncoding.__init__"]
+# Property tests run their hypothesis property inside the test, after one plain call: a TODO
+# then fails at once instead of making hypothesis search and shrink. 25 examples
+# (`examples(25)`, the course profile otherwise) keep the topic within its time budget.
 EOT = "<|endoftext|>"
 
 
@@ -47,8 +46,8 @@ def oracle_ids(text: str) -> list[int]:
 
 
 def encode(tok, text: str) -> list[int]:
-    with forbid("BPETokenizer.encode", TIKTOKEN):
-        ids = tok.encode(text)
+    """The student's encode (tiktoken forbidden), checked to return a list of Python ints."""
+    ids = guard.call_without("BPETokenizer.encode", O.TIKTOKEN_BUILTINS, tok.encode, text)
     check.that(isinstance(ids, list) and all(type(i) is int for i in ids), "BPETokenizer.encode",
                f"should return a list of Python ints, got {type(ids).__name__}"
                + (f" of {type(ids[0]).__name__}" if isinstance(ids, list) and ids else ""),
@@ -80,7 +79,7 @@ def test_encode_matches_tiktoken_on_corpus_text(impl):
 
 
 # Letters, digits, marks, spaces and symbols of many scripts, emoji and control characters.
-_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+_TEXT = strategies.texts(max_size=40)
 _WITH_SPECIALS = st.lists(st.one_of(_TEXT, st.just(EOT), st.sampled_from(
     [" the", " Ada", "'ll", " 1999", "  \n", "café", "東京", "🙂", "<|", "endoftext|>"])), max_size=8).map("".join)
 
@@ -91,7 +90,7 @@ def test_encode_matches_tiktoken_on_arbitrary_text(impl):
     tok = course_tokenizer(impl)
     encode(tok, "a b")  # a TODO fails here at once, not inside hypothesis
 
-    @PROPERTY
+    @examples(25)
     @given(text=_WITH_SPECIALS)
     def prop(text):
         check.equal(encode(tok, text), oracle_ids(text), unit="BPETokenizer.encode",
@@ -139,6 +138,14 @@ def test_special_tokens_never_split(impl):
                 mistakes=encode_mistakes(text, merges, all_specials))
 
 
+@pytest.mark.points(1)
+def test_encode_rejects_lone_surrogate(impl):
+    tok = course_tokenizer(impl)
+    for text in ["a\ud800b", "\udfff"]:  # Python strs that UTF-8 cannot encode
+        check.expect_raises(ValueError, tok.encode, text, unit="BPETokenizer.encode", case=check.describe(text=text),
+                            why="the docstring: a text holding a lone surrogate raises ValueError (UnicodeEncodeError)")
+
+
 # ------------------------------------------------------------------ decode
 
 @pytest.mark.points(2)
@@ -170,8 +177,27 @@ def test_decode_accepts_tensors_and_rejects_unknown_ids(impl):
     ids = oracle_ids("Ada smiled 🙂<|endoftext|>")
     check.equal(tok.decode(torch.tensor(ids)), "Ada smiled 🙂<|endoftext|>", unit="BPETokenizer.decode",
                 case=check.describe(ids=torch.tensor(ids)))
-    with pytest.raises(ValueError):
-        tok.decode([65, 10**6])
+    size = len(_course()[0])
+    for ids in ([65, 10**6], [size], [-1, 65]):
+        bad = next(i for i in ids if not 0 <= i < size)
+        exc = check.expect_raises(ValueError, tok.decode, ids, unit="BPETokenizer.decode",
+                                  case=check.describe(ids=ids),
+                                  why=f"id {bad} is not in the vocabulary (ids 0..{size - 1})")
+        check.that(str(bad) in str(exc), "BPETokenizer.decode", "the ValueError should name the unknown id",
+                   f"id {bad}, message: {str(exc)!r}", case=check.describe(ids=ids))
+
+
+@pytest.mark.points(1)
+def test_decode_accepts_any_iterable_of_ints(impl):
+    tok = course_tokenizer(impl)
+    text = "Zoë's kite 🙂<|endoftext|>"
+    ids = oracle_ids(text)
+    for label, given_ids, expected in [("a tuple", tuple(ids), text), ("an iterator", iter(ids), text),
+                                       ("range(72, 74)", range(72, 74), "HI"), ("an empty list", [], ""),
+                                       ("an empty tensor", torch.tensor([], dtype=torch.long), "")]:
+        check.equal(tok.decode(given_ids), expected, unit="BPETokenizer.decode",
+                    case=f"ids of {text!r} given as {label}" if expected == text else f"ids given as {label}",
+                    what="decoded text")
 
 
 @pytest.mark.points(3)
@@ -181,7 +207,7 @@ def test_round_trip_arbitrary_unicode(impl):
     size = len(vocab)
     tok.decode(encode(tok, "a b"))  # a TODO fails here at once, not inside hypothesis
 
-    @PROPERTY
+    @examples(25)
     @given(text=_WITH_SPECIALS)
     def prop(text):
         ids = encode(tok, text)
@@ -204,8 +230,7 @@ def stream(tok, chunks) -> list[int]:
     out = tok.encode_iterable(iter(chunks))
     check.that(not isinstance(out, (list, tuple)), "BPETokenizer.encode_iterable",
                "should yield ids lazily (a generator), not return a list")
-    with forbid("BPETokenizer.encode_iterable", TIKTOKEN):
-        return [int(i) for i in out]
+    return guard.call_without("BPETokenizer.encode_iterable", O.TIKTOKEN_BUILTINS, lambda: [int(i) for i in out])
 
 
 @pytest.mark.points(3)
@@ -220,7 +245,7 @@ def test_encode_iterable_equals_encode_for_any_chunking(impl):
                     mistakes={"each chunk encoded on its own (pre-tokens that span two chunks get split)":
                               lambda: [i for c in chunks for i in oracle_ids(c)]})
 
-    @PROPERTY
+    @examples(25)
     @given(data=st.data())
     def prop(data):
         text = data.draw(st.lists(st.sampled_from(
@@ -234,6 +259,55 @@ def test_encode_iterable_equals_encode_for_any_chunking(impl):
                               lambda: [i for c in chunks for i in oracle_ids(c)]})
 
     prop()
+
+
+# Merges under which how a contraction, a word or a whitespace run is cut changes the ids.
+_CUT_MERGES = [(b"l", b"l"), (b"'", b"ll"), (b"a", b"b"), (b"ab", b"ab"), (b" ", b"ab"), (b" ", b" "),
+               (b"\n", b" "), (b"  ", b" "), (b"'", b"s")]
+
+
+@pytest.mark.points(2)
+def test_encode_iterable_without_special_tokens(impl):
+    # No special tokens: only the GPT-2 pattern decides where the ids of the text so far are final.
+    merges = list(_CUT_MERGES)
+    tok = impl.BPETokenizer(O.vocab_of(merges), merges, [])
+
+    def expect(chunks):
+        text = "".join(chunks)
+        check.equal(stream(tok, chunks), O.encode(text, merges), unit="BPETokenizer.encode_iterable",
+                    case=f"{check.describe(chunks=chunks)}; no special tokens, merges {merges}",
+                    mistakes={"each chunk encoded on its own (pre-tokens that span two chunks get split)":
+                              lambda: [i for c in chunks for i in O.encode(c, merges)]})
+
+    for chunks in ([], [""], ["x'l", "l go"], ["ab", "ab ab"], ["a", "", "b  ", " ab"], ["x \n", " ", " ab"],
+                   ["it'", "s", " ab\n \n"]):
+        expect(chunks)
+
+    @examples(25)
+    @given(data=st.data())
+    def prop(data):
+        text = data.draw(st.lists(st.sampled_from(["a", "b", "ab", " ", "  ", "\n", "'", "l", "'ll", "s", "x", "!"]),
+                                  max_size=30).map("".join), label="text")
+        cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=8), label="cuts"))
+        expect([text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)])])
+
+    prop()
+
+
+@pytest.mark.points(2)
+def test_encode_iterable_special_tokens_of_different_lengths(impl):
+    # The longest special token sets how far back a chunk end can still change the pre-tokens.
+    _, merges, specials, _ = _course()
+    all_specials = [*specials, "<|a|>", "[x]"]
+    tok = course_tokenizer(impl, ["<|a|>", "[x]"])
+    for chunks in (["Hi <|endoftext", "|> there"], ["<|a|>Ada <|end", "oftext|><|a", "|>!"],
+                   ["x[x", "]<|endoftext|", ">[", "x] the<", "|a|>"], ["the harbour. <|e", "ndoftext|>"]):
+        text = "".join(chunks)
+        check.equal(stream(tok, chunks), O.encode(text, merges, all_specials), unit="BPETokenizer.encode_iterable",
+                    case=f"{check.describe(chunks=chunks)}; special tokens {all_specials}",
+                    what="ids (a chunk may end inside the longest special token)",
+                    mistakes={"each chunk encoded on its own (pre-tokens that span two chunks get split)":
+                              lambda: [i for c in chunks for i in O.encode(c, merges, all_specials)]})
 
 
 @pytest.mark.points(2)
@@ -298,6 +372,10 @@ def test_save_load_round_trip(impl, tmp_path):
         saved = O.parse_saved(data)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         check.fail("BPETokenizer.save", f"the file does not follow the documented format ({exc!r})")
+    hexes = [*data["vocab"].values(), *(h for pair in data["merges"] for h in pair)]
+    upper = next((h for h in hexes if h != h.lower()), None)
+    check.that(upper is None, "BPETokenizer.save", "token bytes must be written as lowercase hex",
+               f"found {upper!r}" if upper else "")
     expected = ({**vocab, 256 + len(merges) + 1: b"<|pad|>"}, merges, [*specials, "<|pad|>"])
     check.equal(saved, expected, unit="BPETokenizer.save", what="(vocab, merges, special_tokens) in the file")
     loaded = impl.BPETokenizer.load(path)
@@ -317,3 +395,15 @@ def test_load_reads_the_reference_file(impl, tmp_path):
     loaded = impl.BPETokenizer.load(path)
     check.equal((loaded.vocab, loaded.merges, loaded.special_tokens), (vocab, merges, specials),
                 unit="BPETokenizer.load", case="reference/02_bpe/course_bpe.json (the tokenizer field)")
+
+
+@pytest.mark.points(1)
+def test_load_rejects_other_formats(impl, tmp_path):
+    good = reference.load(TOPIC, "course_bpe")["tokenizer"]
+    for label, data in [("type 'other-bpe'", {**good, "type": "other-bpe"}), ("version 2", {**good, "version": 2}),
+                        ("no type or version", {k: v for k, v in good.items() if k not in ("type", "version")})]:
+        path = tmp_path / "tokenizer.json"
+        path.write_text(json.dumps(data), encoding="utf-8")
+        check.expect_raises(ValueError, impl.BPETokenizer.load, path, unit="BPETokenizer.load",
+                            case=f"the reference tokenizer file with {label}",
+                            why='the docstring: a file that is not of type "llmlab-bpe" version 1 raises ValueError')
