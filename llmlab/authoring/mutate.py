@@ -193,6 +193,8 @@ def equivalent_list(topic: topics.Topic) -> dict[str, str]:
 
 def run(topic: topics.Topic, console, limit: int | None = None) -> dict:
     """Generate, judge and report the mutants of one topic. Returns the figures."""
+    from rich.markup import escape  # ids hold code: `x[i]` must not read as markup
+
     generated = []
     for path in sorted(topic.solutions.glob("*.py")):
         generated.extend((path, g) for g in generate(path, path.name))
@@ -213,11 +215,12 @@ def run(topic: topics.Topic, console, limit: int | None = None) -> dict:
                "kill_rate": killed / total if total else 1.0,
                "kill_rate_non_equivalent": killed / (total - len(listed)) if total - len(listed) else 1.0}
     for g in missed:
-        console.print(f"[red]SURVIVED[/red] {g.file}:{g.line}: {g.description}\n    id: {g.id}", soft_wrap=True)
+        console.print(f"[red]SURVIVED[/red] {escape(f'{g.file}:{g.line}: {g.description}')}\n    id: {escape(g.id)}",
+                      soft_wrap=True)
     for g in listed:
-        console.print(f"equivalent {g.file}:{g.line}: {g.description}: {equivalent[g.id]}")
+        console.print(escape(f"equivalent {g.file}:{g.line}: {g.description}: {equivalent[g.id]}"), soft_wrap=True)
     for key in stale:
-        console.print(f"[yellow]stale EQUIVALENT entry[/yellow] (no such mutant any more): {key}")
+        console.print(f"[yellow]stale EQUIVALENT entry[/yellow] (no such mutant any more): {escape(key)}", soft_wrap=True)
     console.print(f"{topic.slug}: {total} mutants, {killed} killed, {len(listed)} equivalent, "
                   f"{len(missed)} surviving; kill rate {figures['kill_rate']:.1%} "
                   f"({figures['kill_rate_non_equivalent']:.1%} of the non-equivalent) in {seconds:.0f} s")
