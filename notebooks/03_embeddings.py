@@ -184,7 +184,7 @@ except IndexError as exc:
 # against N(0, 1), and the error for out-of-range ids.
 
 # %%
-#| grade: test_embedding_stores_one_weight_parameter test_embedding_init_is_standard_normal test_embedding_matches_reference test_embedding_lookup_equals_one_hot_matmul test_embedding_gradient_accumulates_repeated_ids test_embedding_gradcheck_float64 test_embedding_rejects_out_of_range_ids test_hidden_embedding_single_row_and_deep_ids
+#| grade: test_embedding_stores_one_weight_parameter test_embedding_init_is_standard_normal test_embedding_matches_reference test_embedding_lookup_equals_one_hot_matmul test_embedding_empty_and_scalar_ids test_embedding_gradient_accumulates_repeated_ids test_embedding_gradcheck_float64 test_embedding_rejects_out_of_range_ids test_hidden_embedding_single_row_and_deep_ids
 
 # %% [markdown]
 # ### 3.2 `sinusoidal_positions`
@@ -247,7 +247,7 @@ except ValueError as exc:
 # of `p`.
 
 # %%
-#| grade: test_sinusoid_matches_reference test_sinusoid_formula_on_fresh_inputs test_sinusoid_default_base_and_edges test_sinusoid_rotation_property test_sinusoid_dot_product_depends_only_on_distance test_sinusoid_odd_dim_raises_value_error test_hidden_sinusoid_long_sequence_and_bad_arguments
+#| grade: test_sinusoid_matches_reference test_sinusoid_formula_on_fresh_inputs test_sinusoid_default_base_and_edges test_sinusoid_rotation_property test_sinusoid_dot_product_depends_only_on_distance test_sinusoid_odd_dim_raises_value_error test_sinusoid_rejects_dim_below_two_and_negative_seq_len test_hidden_sinusoid_long_sequence_and_bad_arguments
 
 # %% [markdown]
 # ### 3.3 `LearnedPositions`
@@ -290,7 +290,7 @@ except ValueError as exc:
 #| include: embeddings.py::TokenAndPosition
 
 # %%
-#| grade: test_token_and_position_matches_reference test_token_and_position_is_token_plus_position test_token_and_position_gradients
+#| grade: test_token_and_position_matches_reference test_token_and_position_is_token_plus_position test_token_and_position_gradients test_token_and_position_passes_errors_through
 
 # %% [markdown]
 # ### 3.5 `tie_weights`
@@ -352,7 +352,7 @@ except ValueError as exc:
 #| include: embeddings.py::param_groups
 
 # %%
-#| grade: test_param_groups_structure_and_decay_values test_param_groups_rule test_param_groups_every_parameter_exactly_once test_param_groups_leaves_out_frozen_parameters test_param_groups_keep_model_order test_param_groups_course_embeddings_are_not_decayed test_param_groups_on_assembled_models test_hidden_param_groups_tied_head_registered_first
+#| grade: test_param_groups_structure_and_decay_values test_param_groups_rule test_param_groups_every_parameter_exactly_once test_param_groups_leaves_out_frozen_parameters test_param_groups_keep_model_order test_param_groups_course_embeddings_are_not_decayed test_param_groups_decays_a_matrix_inside_an_embedding_module test_param_groups_on_assembled_models test_hidden_param_groups_tied_head_registered_first
 
 # %% [markdown]
 # ## 4. Experiments

@@ -47,7 +47,7 @@ MUTANTS = [
     Mutant("no range check: negative ids wrap around", F,
            find="if ids.numel() > 0 and (int(ids.min()) < 0 or int(ids.max()) >= self.num_embeddings):",
            replace="if ids.numel() > 0 and int(ids.max()) >= self.num_embeddings:",
-           message="must raise IndexError"),
+           message="should raise IndexError"),
     # ------------------------------------------------------------------ sinusoidal_positions
     Mutant("sin and cos swapped", F,
            find="pe[:, 0::2] = torch.sin(angle)\n    pe[:, 1::2] = torch.cos(angle)",
@@ -81,7 +81,7 @@ MUTANTS = [
            message="instead of weight[start:start + seq_len]"),
     Mutant("no length check: too long a sequence gets fewer rows", F,
            find="if start < 0 or start + seq_len > self.max_len:", replace="if start < 0:",
-           message="must raise ValueError, not return fewer rows"),
+           message="instead of returning fewer rows"),
     # ------------------------------------------------------------------ TokenAndPosition
     Mutant("token embeddings scaled by sqrt(dim)", F,
            find="return self.tok(ids) + self.pos(T, start)",
@@ -148,6 +148,9 @@ VARIANTS = [
     Variant("lookup as one_hot(ids) @ weight", F,
             find="return self.weight[ids]",
             replace="return torch.nn.functional.one_hot(ids, self.num_embeddings).to(self.weight.dtype) @ self.weight"),
+    Variant("lookup as a float32 one-hot matrix times the table (the dtype the docstring promises)", F,
+            find="return self.weight[ids]",
+            replace="return torch.nn.functional.one_hot(ids, self.num_embeddings).float() @ self.weight"),
     Variant("lookup with index_select on flattened ids, range check via comparisons", F,
             find="""        if ids.numel() > 0 and (int(ids.min()) < 0 or int(ids.max()) >= self.num_embeddings):""",
             replace="""        if bool(((ids < 0) | (ids >= self.num_embeddings)).any()):""",
@@ -211,3 +214,22 @@ VARIANTS = [
     decay = [p for n, p in named if p.dim() > 1 and id(p) not in tables]
     no_decay = [p for n, p in named if not (p.dim() > 1 and id(p) not in tables)]"""),
 ]
+
+
+_RANGE_CHECK = "if ids.numel() > 0 and (int(ids.min()) < 0 or int(ids.max()) >= self.num_embeddings):"
+
+# Generated mutants (`llmlab mutate 03_embeddings`) that compute the same thing for every input
+# the docstrings allow, with the reason.
+EQUIVALENT = {
+    f"embeddings.py: `max` -> `min` in `{_RANGE_CHECK}`":
+        "ids.min() >= V is weaker than ids.max() >= V, but an id >= V that slips past the check makes "
+        "self.weight[ids] raise IndexError itself (advanced indexing is bounds-checked), so the same "
+        "exception is raised; only the message differs, and the docstring does not fix the message. "
+        "Negative ids are still caught by the ids.min() < 0 half.",
+    f"embeddings.py: `>=` -> `>` in `{_RANGE_CHECK}`":
+        "an id equal to V slips past the check, but self.weight[ids] then raises IndexError itself "
+        "(row V does not exist), so the same exception is raised; only the message differs.",
+    "embeddings.py: `2` -> `1` in `if dim < 2 or dim % 2 != 0:`":
+        "dim < 1 or dim odd rejects exactly the same dims as dim < 2 or dim odd: the only dim they "
+        "tell apart is 1, which is odd and so rejected by the second half.",
+}

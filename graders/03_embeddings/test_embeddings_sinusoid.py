@@ -16,19 +16,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from llmlab.testing import check, reference
+from llmlab.testing.strategies import examples
 from llmlab.testing.tolerances import Tolerance
 
 TOPIC = "03_embeddings"
 UNIT = "sinusoidal_positions"
 EPS32 = torch.finfo(torch.float32).eps
-
-_SETTINGS = settings(max_examples=25, suppress_health_check=[
-    HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
-
 
 def _tol(seq_len: int, factor: float = 1.0) -> Tolerance:
     # float32 angle rounding grows with the position; see the module docstring.
@@ -87,7 +84,7 @@ def test_sinusoid_matches_reference(impl):
 
 
 @pytest.mark.points(3)
-@_SETTINGS
+@examples(25)
 @given(seq_len=st.integers(0, 80), half=st.integers(1, 32),
        base=st.sampled_from([10000.0, 100.0, 2.0, 500000.0, 37.5]))
 def test_sinusoid_formula_on_fresh_inputs(impl, seq_len, half, base):
@@ -148,16 +145,17 @@ def test_sinusoid_dot_product_depends_only_on_distance(impl):
 def test_sinusoid_odd_dim_raises_value_error(impl):
     for dim in (1, 3, 7, 65):
         case = check.describe(seq_len=5, dim=dim)
-        try:
-            impl.sinusoidal_positions(5, dim)
-        except ValueError as exc:
-            check.that(len(str(exc)) > 0, UNIT, "the ValueError for an odd dim should say what is wrong",
-                       case=case)
-            continue
-        except (RuntimeError, IndexError) as exc:
-            if isinstance(exc, NotImplementedError):
-                raise
-            check.fail(UNIT, f"an odd dim raised {type(exc).__name__} from deep inside the computation; "
-                       "check dim first and raise a ValueError that says dim must be even", case=case)
-        check.fail(UNIT, "an odd dim must raise ValueError (each frequency needs a sin and a cos column)",
-                   case=case)
+        exc = check.expect_raises(ValueError, impl.sinusoidal_positions, 5, dim, unit=UNIT, case=case,
+                                  why="dim is odd, and each frequency needs a sin and a cos column; check dim "
+                                      "first instead of failing deep inside the computation")
+        check.that(len(str(exc)) > 0, UNIT, "the ValueError for an odd dim should say what is wrong", case=case)
+
+
+@pytest.mark.points(1)
+def test_sinusoid_rejects_dim_below_two_and_negative_seq_len(impl):
+    for seq_len, dim, why in [(5, 0, "dim must be at least 2: dim = 0 is even but has no (sin, cos) pair"),
+                              (5, -2, "dim must be at least 2: a negative dim has no columns"),
+                              (-1, 4, "seq_len must be >= 0"),
+                              (-3, 2, "seq_len must be >= 0")]:
+        check.expect_raises(ValueError, impl.sinusoidal_positions, seq_len, dim, unit=UNIT,
+                            case=check.describe(seq_len=seq_len, dim=dim), why=why)

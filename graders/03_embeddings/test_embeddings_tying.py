@@ -10,17 +10,15 @@ torch._dynamo, about 1.7 s of CPU.)
 
 from __future__ import annotations
 
+import embeddings_oracle as O  # graders/03_embeddings/embeddings_oracle.py (the harness puts this folder on sys.path)
 import pytest
 import torch
-import torch.nn.functional as F
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from llmlab.testing import check
-
-_SETTINGS = settings(max_examples=20, suppress_health_check=[
-    HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
+from llmlab.testing import check, tensors
+from llmlab.testing.strategies import examples
 
 COPIES = ("lm_head.weight is not the embedding's Parameter: tying must share the very same "
           "Parameter object (lm_head.weight = embedding.weight), not copy its values")
@@ -61,15 +59,14 @@ def test_tie_weights_shares_one_parameter(impl, kind):
 @pytest.mark.points(2)
 def test_tie_weights_both_uses_train_one_tensor(impl):
     V, C = 9, 5
-    g = torch.Generator().manual_seed(2)
-    w0, b0 = torch.randn(V, C, generator=g), torch.randn(V, generator=g)
+    w0, b0 = tensors.randn((V, C), 2, torch.float32), tensors.randn((V,), 12, torch.float32)
     emb, head = nn.Embedding(V, C), nn.Linear(C, V, bias=True)
     with torch.no_grad():
         emb.weight.copy_(w0)
         head.bias.copy_(b0)
     bias = head.bias
     ids = torch.tensor([[1, 4, 4, 8], [0, 1, 7, 7]])
-    upstream = torch.randn(2, 4, V, generator=g)
+    upstream = tensors.randn((2, 4, V), 22, torch.float32)
     case = check.describe(ids=ids, vocab_size=V, dim=C)
     impl.tie_weights(emb, head)
     check.that(head.bias is bias, "tie_weights", "the head's bias must be kept as it was", case=case)
@@ -79,7 +76,7 @@ def test_tie_weights_both_uses_train_one_tensor(impl):
     logits.backward(upstream)
 
     w = w0.clone().requires_grad_(True)                                     # the oracle: one tensor, used twice
-    ((F.one_hot(ids, V).to(w.dtype) @ w) @ w.T + b0).backward(upstream)
+    (O.one_hot_lookup(ids, w) @ w.T + b0).backward(upstream)
     check.that(emb.weight.grad is not None, "tie_weights", "no gradient reached the embedding", case=case)
     check.close(emb.weight.grad, w.grad, unit="tie_weights", case=case, kind="gradient",
                 what="gradient of the shared table (the sum of the embedding's and the head's contributions)",
@@ -88,21 +85,22 @@ def test_tie_weights_both_uses_train_one_tensor(impl):
 
 def _grad_untied(w0: torch.Tensor, ids: torch.Tensor, upstream: torch.Tensor) -> torch.Tensor:
     w = w0.clone().requires_grad_(True)
-    ((F.one_hot(ids, w0.shape[0]).to(w.dtype) @ w) @ w0.T).backward(upstream)
+    (O.one_hot_lookup(ids, w) @ w0.T).backward(upstream)
     return w.grad
 
 
 @pytest.mark.points(1)
 def test_tie_weights_rejects_mismatched_shapes(impl):
-    for head in (nn.Linear(4, 9, bias=False), nn.Linear(10, 4, bias=False), nn.Linear(5, 10, bias=False)):
-        emb = nn.Embedding(10, 4)
-        case = check.describe(embedding_weight=tuple(emb.weight.shape), lm_head_weight=tuple(head.weight.shape))
-        try:
-            impl.tie_weights(emb, head)
-        except ValueError:
-            continue
-        check.fail("tie_weights", "shapes that differ must raise ValueError (a head of the wrong size "
-                   "would otherwise be tied silently and fail later, far from the cause)", case=case)
+    for kind, head in [("torch.nn.Embedding", nn.Linear(4, 9, bias=False)),
+                       ("torch.nn.Embedding", nn.Linear(10, 4, bias=False)),   # transposed: same numel
+                       ("torch.nn.Embedding", nn.Linear(5, 10, bias=True)),
+                       ("course Embedding", nn.Linear(4, 11, bias=False))]:
+        emb = _embedding(impl, kind, 10, 4)
+        case = check.describe(embedding=kind, embedding_weight=tuple(emb.weight.shape),
+                              lm_head_weight=tuple(head.weight.shape))
+        check.expect_raises(ValueError, impl.tie_weights, emb, head, unit="tie_weights", case=case,
+                            why="the shapes differ: a head of the wrong size would otherwise be tied silently "
+                                "and fail later, far from the cause")
 
 
 # ----------------------------------------------------------------------------- param_groups
@@ -255,6 +253,32 @@ def test_param_groups_course_embeddings_are_not_decayed(impl):
                 unit="param_groups", case=case, what="parameters in the no-decay group")
 
 
+class _FactorizedEmbedding(nn.Embedding):
+    """An ALBERT-style factorised embedding: a (V, E) table and an E -> C projection that the
+    embedding module holds as a submodule. The projection is a weight matrix, not a table."""
+
+    def __init__(self, V: int, E: int, C: int):
+        super().__init__(V, E)
+        self.proj = nn.Linear(E, C)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.proj(super().forward(ids))
+
+
+@pytest.mark.points(1)
+def test_param_groups_decays_a_matrix_inside_an_embedding_module(impl):
+    model = nn.Module()
+    model.inp = _FactorizedEmbedding(9, 3, 5)
+    model.block = nn.Linear(5, 5)
+    case = "inp: a torch.nn.Embedding(9, 3) subclass holding proj = Linear(3, 5); block Linear(5, 5)"
+    groups = _groups(impl, model, 0.1, case)
+    check.equal(_names(model, groups[0]["params"]), ["block.weight", "inp.proj.weight"], unit="param_groups",
+                case=case, what="parameters in the decay group (only the embedding's own `weight` is a table)",
+                mistakes={"every parameter below an embedding module treated as a table": ["block.weight"]})
+    check.equal(_names(model, groups[1]["params"]), ["block.bias", "inp.proj.bias", "inp.weight"],
+                unit="param_groups", case=case, what="parameters in the no-decay group")
+
+
 _LAYERS = ["linear", "linear_nobias", "embedding", "layernorm", "conv", "matrix", "vector", "tied_head_first"]
 
 
@@ -287,7 +311,7 @@ def _build(spec: list[str]) -> tuple[nn.Module, set[str]]:
 
 
 @pytest.mark.points(2)
-@_SETTINGS
+@examples(20)
 @given(spec=st.lists(st.sampled_from(_LAYERS), min_size=1, max_size=6))
 def test_param_groups_on_assembled_models(impl, spec):
     model, decay = _build(spec)
