@@ -313,15 +313,18 @@ def test_gradients_match_reference(impl):
 def test_loss_is_mean_cross_entropy_ignoring_minus_100(impl):
     model = _randomised_model(impl, 3, vocab_size=9)
     idx = tensors.randint((4, 8), 11, high=9)
-    for seed, ignored in ((12, 0), (13, 7)):
+    # the last case passes idx and targets as non-contiguous (transposed) views
+    for seed, ignored, contiguous in ((12, 0, True), (13, 7, True), (15, 5, False)):
         targets = tensors.randint((4, 8), seed, high=9)
         targets.view(-1)[torch.randperm(32, generator=tensors.generator(seed))[:ignored]] = -100
+        if not contiguous:
+            idx, targets = idx.t().contiguous().t(), targets.t().contiguous().t()
         logits, loss = model(idx, targets)
         flat_logits, flat_t = logits.detach().reshape(-1, 9), targets.reshape(-1)
         expected = F.cross_entropy(flat_logits, flat_t, ignore_index=-100)
         per_token = F.cross_entropy(flat_logits, flat_t, ignore_index=-100, reduction="none")
         check.close(loss.detach(), expected, unit="MiniGPT.forward", kind="loss", what="loss",
-                    case=check.describe(idx=idx, targets=targets, ignored_positions=ignored),
+                    case=check.describe(idx=idx, targets=targets, ignored_positions=ignored, contiguous=contiguous),
                     mistakes={"loss averaged over ignored positions too": per_token.sum() / per_token.numel(),
                               "loss summed instead of averaged": per_token.sum()})
 

@@ -123,6 +123,14 @@ def test_get_batch_edge_cases(impl):
                 case=check.describe(data=data, block_size=3))
     check.equal(y.tolist(), [[3, 9, 1]] * 3, unit="get_batch", what="y when len(data) == block_size + 1",
                 case=check.describe(data=data, block_size=3))
+    strided = torch.arange(100, 160)[::3]                     # a non-contiguous (20,) view: 100, 103, …, 157
+    x, y = impl.get_batch(strided, 4, 5, tensors.generator(1))
+    case = check.describe(data=strided, contiguous=False, batch_size=4, block_size=5)
+    starts = (x[:, :1] - 100) // 3
+    check.equal(x.tolist(), (100 + 3 * (starts + torch.arange(5))).tolist(), unit="get_batch", case=case,
+                what="x for a non-contiguous data tensor (rows must be windows data[s : s + block_size])")
+    check.equal(y.tolist(), (x + 3).tolist(), unit="get_batch", case=case,
+                what="y for a non-contiguous data tensor (the windows shifted by one)")
     for bad, block_size, why in ((torch.arange(4), 4, "data holds fewer than block_size + 1 tokens"),
                                  (torch.arange(12).view(3, 4), 2, "data is not 1-D"),
                                  (torch.tensor(7), 1, "data is not 1-D (a 0-d tensor)")):
@@ -185,11 +193,15 @@ def _rule_continuation(prompt: list[int], n: int, V: int, window) -> list[int]:
 @pytest.mark.points(3)
 def test_generate_greedy_uses_last_position_of_cropped_context(impl):
     V, K = 17, 5
-    # context grows past block_size / starts beyond it / batch 1 from a one-token prompt
-    for seed, (B, T0, new) in enumerate(((3, 2, 9), (3, 8, 6), (1, 1, 7))):
+    # context grows past block_size / starts beyond it / batch 1 from a one-token prompt /
+    # a non-contiguous (transposed) prompt
+    for seed, (B, T0, new) in enumerate(((3, 2, 9), (3, 8, 6), (1, 1, 7), (2, 6, 3))):
         model = _RuleLM(V, K)
         prompt = tensors.randint((B, T0), 3 + seed, high=V)
+        if seed == 3:
+            prompt = prompt.t().contiguous().t()
         out = impl.generate(model, prompt, new, temperature=0.0)
+        case = check.describe(prompt=prompt, contiguous=prompt.is_contiguous(), max_new_tokens=new, block_size=K)
         rows = prompt.tolist()
         expected = torch.tensor([_rule_continuation(r, new, V, lambda s: s[-K:]) for r in rows])
         wrong = {
@@ -200,13 +212,11 @@ def test_generate_greedy_uses_last_position_of_cropped_context(impl):
             "context cropped one token too short":
                 [_rule_continuation(r, new, V, lambda s: s[-(K - 1):]) for r in rows],
         }
-        check.close(out, expected, unit="generate", kind="exact", what="greedy continuation",
-                    case=check.describe(prompt=prompt, max_new_tokens=new, block_size=K),
+        check.close(out, expected, unit="generate", kind="exact", what="greedy continuation", case=case,
                     mistakes={k: torch.tensor(v) for k, v in wrong.items()})
         lengths = [c[0] for c in model.calls]
         check.equal(lengths, [min(T0 + i, K) for i in range(new)], unit="generate",
-                    what="context length of each model call (one call per new token)",
-                    case=check.describe(prompt=prompt, max_new_tokens=new, block_size=K))
+                    what="context length of each model call (one call per new token)", case=case)
 
 
 @pytest.mark.points(2)
