@@ -156,9 +156,10 @@ def test_embedding_gradcheck_float64(impl):
 @pytest.mark.points(1)
 def test_embedding_rejects_out_of_range_ids(impl):
     emb = impl.Embedding(7, 3)
-    for bad in ([0, 7], [[1, 2], [-1, 3]], [-7], (8,)):
+    for bad in ([0, 7], [[1, 2], [-1, 3]], [-7], [8]):
         ids = torch.tensor(bad)
-        check.expect_raises(IndexError, emb, ids, unit="Embedding.forward", case=check.describe(num_embeddings=7, ids=ids),
+        check.expect_raises(IndexError, emb, ids, unit="Embedding.forward",
+                            case=check.describe(num_embeddings=7, ids=ids),
                             why="ids must lie in [0, num_embeddings); a negative id must not wrap around to the "
                                 "end of the table")
 

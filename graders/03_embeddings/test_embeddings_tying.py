@@ -175,6 +175,24 @@ def test_param_groups_structure_and_decay_values(impl):
                 mistakes={"the no-decay group was given weight_decay too": 0.1})
 
 
+@pytest.mark.points(1)
+def test_param_groups_always_returns_both_groups(impl):
+    frozen = nn.Linear(3, 2)
+    frozen.requires_grad_(False)
+    for model, case, decay, no_decay in [
+        (nn.LayerNorm(4), "nn.LayerNorm(4): nothing to decay", [], ["bias", "weight"]),
+        (nn.Linear(3, 2, bias=False), "nn.Linear(3, 2, bias=False): nothing to exempt", ["weight"], []),
+        (frozen, "nn.Linear(3, 2) with every parameter frozen", [], []),
+    ]:
+        groups = _groups(impl, model, 0.1, case)
+        check.equal(_names(model, groups[0]["params"]), decay, unit="param_groups", case=case,
+                    what="parameters in the decay group (the list may be empty, the group is still there)")
+        check.equal(_names(model, groups[1]["params"]), no_decay, unit="param_groups", case=case,
+                    what="parameters in the no-decay group (the list may be empty, the group is still there)")
+        check.equal([g["weight_decay"] for g in groups], [0.1, 0.0], unit="param_groups", case=case,
+                    what="weight_decay of the two groups")
+
+
 @pytest.mark.points(3)
 def test_param_groups_rule(impl):
     model = _Toy()
