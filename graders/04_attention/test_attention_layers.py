@@ -167,7 +167,8 @@ def test_mha_structure(impl):
         n = sum(p.numel() for p in m.parameters())
         check.equal(n, 4 * 144 + (48 if bias else 0), unit=_MHA, what="number of parameters",
                     case=f"MultiHeadAttention(12, 3, bias={bias})")
-    check.expect_raises(ValueError, impl.MultiHeadAttention, 10, 3, unit=_MHA, case="MultiHeadAttention(10, 3)",
+    check.expect_raises(ValueError, impl.MultiHeadAttention, 10, 3, unit=f"{_MHA}.__init__",
+                        case="MultiHeadAttention(10, 3)",
                         why="d_model=10 is not divisible by n_heads=3")
 
 
