@@ -29,9 +29,19 @@ def cmd_list(args) -> int:
 
 def cmd_grade(args) -> int:
     from llmlab.grading import grade
+    from llmlab.student import progress
     selected = _topics(args.topics)
-    report = grade.grade(selected, impl=args.impl, time_limit=args.time_limit, memory_mb=args.memory_mb,
-                         console=console, quiet=args.quiet, jobs=args.jobs)
+    try:
+        grade.check_impl(selected, args.impl)
+        report = grade.grade(selected, impl=args.impl, time_limit=args.time_limit, memory_mb=args.memory_mb,
+                             console=console, quiet=args.quiet, jobs=args.jobs)
+    except grade.GradeError as exc:
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        return 2
+    if args.impl == "exercises":
+        focus = progress.working_on(selected)
+        report["next_todo"] = grade.next_todo(report, prefer=focus.slug if focus else None)
+    progress.record(report)
     grade.write_outputs(report, json_path=args.json, junit_path=args.junit)
     grade.print_table(console, report)
     if args.strict and report["score"] < report["max_score"]:

@@ -10,12 +10,14 @@ may be in it.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
 
 from llmlab.authoring import sync
 from llmlab.course import paths, topics
+from llmlab.course.loader import RECORD
 
 TOP_FILES = ["conftest.py", "pyproject.toml", "Makefile", ".gitignore"]
 GRADER_EXCLUDE = ("mutants.py", "fixtures.py")
@@ -51,11 +53,13 @@ def release(out: Path, force: bool = False) -> Path:
             shutil.copy2(root / name, out / name)
     shutil.copy2(package / "data" / "STUDENT_README.md", out / "README.md")
 
+    record = {}
     for topic in selected:
         for path, text in sync.expected_files(topic).items():
             dest = out / "exercises" / topic.slug / path.name
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_text(text)
+            record[f"{topic.slug}/{path.name}"] = sync.digest(text)
         gdest = out / "graders" / topic.slug
         gdest.mkdir(parents=True, exist_ok=True)
         for path in sorted(topic.graders.iterdir()):
@@ -65,6 +69,7 @@ def release(out: Path, force: bool = False) -> Path:
         if topic.reference.is_dir():
             shutil.copytree(topic.reference, out / "reference" / topic.slug, ignore=ignore)
 
+    (out / "exercises" / RECORD).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     problems = audit(out)
     if problems:
         raise ReleaseError("the bundle failed its audit:\n  " + "\n  ".join(problems))

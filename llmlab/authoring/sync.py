@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmlab.course import paths, topics
+from llmlab.course.loader import RECORD
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
-RECORD = ".generated.json"
 
 ENTRY_TEMPLATE = '''"""Pytest entry for topic {slug}: `pytest exercises/{slug}` grades the code in this folder.
 
@@ -110,7 +110,7 @@ def make_skeleton(source: str, path: Path, slug: str) -> str:
     return "".join(out)
 
 
-def _sha(text: str) -> str:
+def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -152,21 +152,21 @@ def sync(selected: list[topics.Topic], check: bool = False, force: bool = False)
             current = path.read_text() if path.exists() else None
             if current == text:
                 result.unchanged.append(path)
-                if check and record.get(_key(path)) != _sha(text):
+                if check and record.get(_key(path)) != digest(text):
                     result.drift.append(f"exercises/{RECORD} does not record {_key(path)} (run `llmlab sync`)")
-                record[_key(path)] = _sha(text)
+                record[_key(path)] = digest(text)
                 continue
             if check:
                 state = "missing" if current is None else "differs from what solutions/ generates"
                 result.drift.append(f"{path.relative_to(paths.root())} {state}")
                 continue
-            edited = current is not None and record.get(_key(path)) != _sha(current)
+            edited = current is not None and record.get(_key(path)) != digest(current)
             if edited and not force:
                 result.kept_edited.append(path)
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
-            record[_key(path)] = _sha(text)
+            record[_key(path)] = digest(text)
             result.written.append(path)
         if check:
             extra = [p for p in topic.exercises.glob("*.py") if p not in files] if topic.exercises.is_dir() else []

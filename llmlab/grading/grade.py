@@ -131,6 +131,10 @@ def run_topic(topic: topics.Topic, folder: Path, tests: list[dict], time_limit: 
         if tampered:
             status, detail = "crashed", "the results channel was tampered with; no result of this topic counts"
             reported = {}
+        broken = [r for r in reported.values() if r.get("import_error")]
+        if status == "ok" and reported and len(broken) == len(reported):
+            detail = str(broken[0].get("message", ""))
+            status = "missing file" if " is missing: " in detail else "import error"
     results = []
     for test in tests:
         got = reported.get(test["id"])
@@ -212,6 +216,20 @@ def _crash_reason(code: int, output: str) -> str:
             + (f": {last[:200]}" if last else ""))
 
 
+def check_impl(selected: list[topics.Topic], impl: str) -> None:
+    """Raise GradeError unless `impl` holds an implementation of at least one selected topic."""
+    if impl in ("exercises", "solutions"):
+        return
+    path = Path(impl).expanduser()
+    if not path.exists():
+        raise GradeError(f"--impl {impl}: no such folder")
+    found = [t for t in selected if any(loader.impl_folder(t, impl).glob("*.py"))]
+    if not found:
+        names = ", ".join(t.slug for t in selected[:3]) + (", ..." if len(selected) > 3 else "")
+        raise GradeError(f"--impl {impl}: no implementation in it; expected a topic folder such as "
+                         f"{impl.rstrip('/')}/{selected[0].slug}/ with .py files (topics: {names})")
+
+
 def grade(selected: list[topics.Topic], impl: str = "exercises", time_limit: float = 300,
           memory_mb: int = 6144, console=None, quiet: bool = False, test_timeout: float = 60,
           jobs: int = 1) -> dict:
@@ -252,13 +270,17 @@ def grade(selected: list[topics.Topic], impl: str = "exercises", time_limit: flo
     return report
 
 
-def next_todo(report: dict) -> str | None:
-    """What the student should work on next: the first unfinished unit, in course order."""
-    for topic in report["topics"]:
+def next_todo(report: dict, prefer: str | None = None) -> str | None:
+    """What the student should work on next: the first unfinished unit of topic `prefer`
+    (the one the student is working on) if it is unfinished, else in course order."""
+    ordered = sorted(report["topics"], key=lambda t: t["topic"] != prefer)
+    for topic in ordered:
         if topic["score"] >= topic["max_score"]:
             continue
+        if topic["status"] in ("import error", "missing file"):
+            return f"{topic['topic']}: fix the {topic['status']} above first"
         if topic["status"] != "ok" and not any(t["outcome"] in ("failed", "passed") for t in topic["tests"]):
-            return f"{topic['topic']}: {topic['detail']}"
+            return f"{topic['topic']}: {_without_slug(topic)}"
         for test in topic["tests"]:
             if test["outcome"] == "passed" or test["outcome"] == "skipped":
                 continue
@@ -272,12 +294,6 @@ def next_todo(report: dict) -> str | None:
 
 
 def write_outputs(report: dict, json_path: str | None = None, junit_path: str | None = None) -> None:
-    state = paths.state_dir()
-    try:
-        state.mkdir(exist_ok=True)
-        (state / "last_grade.json").write_text(json.dumps(report, indent=1))
-    except OSError:
-        pass  # a read-only checkout still grades
     if json_path:
         Path(json_path).write_text(json.dumps(report, indent=1))
     if junit_path:
@@ -308,6 +324,12 @@ def junit_xml(report: dict) -> bytes:
     return ET.tostring(suites, encoding="utf-8", xml_declaration=True)
 
 
+def _without_slug(topic: dict) -> str:
+    """The topic's detail without a leading "NN_x: " (it is printed next to the slug)."""
+    detail, prefix = topic["detail"], f"{topic['topic']}: "
+    return detail[len(prefix):] if detail.startswith(prefix) else detail
+
+
 def print_table(console, report: dict) -> None:
     from rich.table import Table
 
@@ -328,7 +350,7 @@ def print_table(console, report: dict) -> None:
     console.print(table)
     for topic in report["topics"]:
         if topic["status"] != "ok":
-            console.print(f"[red]{topic['topic']}: {topic['status']}[/red] — {topic['detail']}")
+            console.print(f"[red]{topic['topic']}: {topic['status']}[/red] — {_without_slug(topic)}", soft_wrap=True)
     if report.get("next_todo"):
         console.print(f"[bold]Next TODO:[/bold] {report['next_todo']}")
     elif report["max_score"] > 0:

@@ -37,6 +37,7 @@ os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gett
 _TOPIC_DIR = re.compile(r"^\d\d_[a-z0-9_]+$")
 _RESULTS = pytest.StashKey[dict]()
 _GUARD = pytest.StashKey[object]()
+_IMPORT_ERRORS_SHOWN = pytest.StashKey[set]()
 
 
 def pytest_addoption(parser):
@@ -205,7 +206,7 @@ def explain(excinfo, folder: Path | None, limit: float | None = None) -> tuple[s
         msg = f"NotImplementedError: {exc}{at}"
         return msg, msg + "\nThis unit is still a TODO: write it, then run the tests again."
     if isinstance(exc, loader.ImplementationError):
-        return str(exc), str(exc)
+        return str(exc), str(exc)  # the same for every test; shortened after the first (_record)
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
     return f"{type(exc).__name__}: {first}{at}", None
@@ -237,7 +238,8 @@ def pytest_runtest_makereport(item, call):
         _record(item, rep, message, call.excinfo.value)
     if guard is not None and call.when == "teardown":
         entry = item.config.stash[_RESULTS][item.nodeid]
-        guard.emit({"kind": "test", "id": item.nodeid, "outcome": entry["outcome"], "message": entry["message"]})
+        guard.emit({"kind": "test", "id": item.nodeid, "outcome": entry["outcome"], "message": entry["message"],
+                    "import_error": entry.get("kind") == "import"})
 
 
 def _record(item, rep, message, exc=None):
@@ -264,6 +266,12 @@ def _record(item, rep, message, exc=None):
     else:
         entry["outcome"] = "error"
     entry["message"] = message or ""
+    if isinstance(exc, loader.ImplementationError):
+        entry["kind"] = "import"
+        shown = item.config.stash.setdefault(_IMPORT_ERRORS_SHOWN, set())
+        if str(exc) in shown:
+            rep.longrepr = "the implementation does not import (see the first failure above)"
+        shown.add(str(exc))
 
 
 class _GradingGuard:
