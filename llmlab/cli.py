@@ -110,11 +110,26 @@ def cmd_contract(args) -> int:
 
 
 def cmd_release(args) -> int:
+    import tempfile
+
     from llmlab.authoring import release
+    from llmlab.book import chapters, nbgrade
+
+    def add_notebooks(bundle: Path) -> None:
+        """The chapters' student notebooks (nbgrader release: no solutions, no hidden tests)."""
+        if not chapters.chapter_sources() or args.no_notebooks:
+            return
+        with tempfile.TemporaryDirectory(prefix="llmlab-release-nb-") as tmp:
+            built = Path(tmp) / "built"
+            chapters.build(None, built)
+            for notebook in nbgrade.release(built, Path(tmp) / "release"):
+                (bundle / "notebooks").mkdir(exist_ok=True)
+                (bundle / "notebooks" / notebook.name).write_bytes(notebook.read_bytes())
+
     try:
-        out = release.release(Path(args.out), force=args.force)
-    except release.ReleaseError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        out = release.release(Path(args.out), force=args.force, add=add_notebooks)
+    except (release.ReleaseError, chapters.ChapterError, nbgrade.NbgraderError) as exc:
+        console.print(f"[red]error:[/red] {exc} (nothing was written to {args.out})", soft_wrap=True)
         return 1
     console.print(f"student bundle written to {out}")
     return 0
@@ -224,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("release", help="write the student bundle (no solutions, no hidden tests) to OUT")
     p.add_argument("out")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--no-notebooks", action="store_true", help="leave the chapters' student notebooks out")
     p.set_defaults(func=cmd_release)
 
     p = sub.add_parser("notebooks", help="chapters: build, execute, release (nbgrader) and autograde notebooks")
@@ -243,8 +259,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+MAINTAINER_ONLY = {"sync", "fixtures", "mutants", "mutate", "contract", "release"}
+NOTEBOOK_MAINTAINER_ONLY = {"build", "execute", "release", "autograde"}
+
+
+def _refused_in_bundle(args) -> str | None:
+    """Why this command cannot run here, when this is a student bundle (no solutions/)."""
+    from llmlab.course import paths
+    if paths.solutions_dir().is_dir():
+        return None
+    if args.command in MAINTAINER_ONLY or (args.command == "notebooks" and args.action in NOTEBOOK_MAINTAINER_ONLY):
+        name = args.command + (f" {args.action}" if args.command == "notebooks" else "")
+        chapters = " The chapters are in notebooks/." if args.command == "notebooks" else ""
+        return (f"`llmlab {name}` is a course maintainer's command and needs solutions/, which a student "
+                f"bundle does not have. Here: `llmlab grade`, `pytest exercises/NN_topic`, `llmlab list`, "
+                f"`llmlab doctor`.{chapters}")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    refusal = _refused_in_bundle(args)
+    if refusal:
+        console.print(f"[red]error:[/red] {refusal}", soft_wrap=True)
+        return 2
     try:
         return args.func(args)
     except KeyboardInterrupt:
