@@ -61,14 +61,21 @@ def cmd_sync(args) -> int:
             console.print("[red]exercises/ is out of sync with solutions/:[/red]")
             for line in result.drift:
                 console.print(f"  {line}")
-            console.print("Run `llmlab sync` to regenerate.")
+            console.print("Run the command given for each file.")
             return 1
         console.print(f"exercises/ is in sync with solutions/ ({len(result.unchanged)} files).")
         return 0
     for path in result.written:
         console.print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    for path in result.backups:
+        console.print(f"backed up your edited version to {path}")
     for path in result.kept_edited:
-        console.print(f"[yellow]kept[/yellow] {path} (edited since it was generated; `--force` overwrites it)")
+        console.print(f"[yellow]kept[/yellow] {path} (edited since it was generated; `--force` backs it up, then "
+                      f"overwrites it)", soft_wrap=True)
+    for path in result.changed_upstream:
+        console.print(f"[yellow]changed upstream:[/yellow] the skeleton of {path.name[:-len('.upstream')]} changed "
+                      f"since you started editing it; the new skeleton is in {path}: compare the two and bring "
+                      f"the changes into your file", soft_wrap=True)
     console.print(f"{len(result.written)} written, {len(result.unchanged)} unchanged, {len(result.kept_edited)} kept.")
     return 0
 
