@@ -190,6 +190,12 @@ def _location_in(tb, folder: Path | None) -> str:
     return last
 
 
+def _trace_in(tb, folder: Path) -> str:
+    """The traceback's frames inside the implementation folder, formatted."""
+    frames = [f for f in traceback.extract_tb(tb) if Path(f.filename).resolve().is_relative_to(folder.resolve())]
+    return "".join(traceback.format_list(frames))
+
+
 def explain(excinfo, folder: Path | None, limit: float | None = None) -> tuple[str, str | None]:
     """(message for the report, replacement longrepr or None to keep pytest's)."""
     exc = excinfo.value
@@ -209,7 +215,11 @@ def explain(excinfo, folder: Path | None, limit: float | None = None) -> tuple[s
         return str(exc), str(exc)  # the same for every test; shortened after the first (_record)
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
-    return f"{type(exc).__name__}: {first}{at}", None
+    message = f"{type(exc).__name__}: {first}{at}"
+    if not where:
+        return message, None
+    message += " — raised on an input the docstring allows, so the unit should not raise here"
+    return message, message + "\nwhere it was raised, in your code:\n" + _trace_in(excinfo.tb, folder)
 
 
 @pytest.hookimpl(hookwrapper=True)
