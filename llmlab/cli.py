@@ -161,8 +161,9 @@ def cmd_notebooks(args) -> int:
             failed = 0
             for path in sources:
                 try:
-                    seconds = execute.execute(path, built / "executed" / path.name, budget=args.budget)
-                    console.print(f"executed {path.stem} in {seconds:.1f} s")
+                    target = built / "executed" / path.name
+                    seconds = execute.execute(path, target, budget=args.budget)
+                    console.print(f"executed {path.stem} in {seconds:.1f} s: {target}")
                 except execute.ExecutionError as exc:
                     failed += 1
                     console.print(f"[red]FAILED[/red] {exc}")
@@ -179,9 +180,11 @@ def cmd_notebooks(args) -> int:
             csv_path = Path(args.csv) if args.csv else built / "scores.csv"
             json_path = Path(args.json) if args.json else built / "scores.json"
             nbgrade.write_scores(result, csv_path, json_path)
+            feedback = built / "feedback"
+            nbgrade.write_feedback(result, feedback)
             for student in result["students"]:
                 console.print(f"{student['student']}: {student['score']:g} / {student['max_score']:g}")
-            console.print(f"scores written to {csv_path} and {json_path}")
+            console.print(f"scores written to {csv_path} and {json_path}; feedback per student in {feedback}/")
     except (chapters.ChapterError, nbgrade.NbgraderError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 1

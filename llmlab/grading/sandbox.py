@@ -112,7 +112,8 @@ WATCHED_CLASSES = [("torch", "Tensor"), ("torch.nn", "Module"), ("torch.nn", "Pa
 class Integrity:
     """Snapshot of the functions graders rely on; detects and undoes replacements."""
 
-    def __init__(self) -> None:
+    def __init__(self, ignore: frozenset[str] = frozenset()) -> None:
+        self.ignore = ignore  # "module.name"s that the host legitimately replaces
         # torch._dynamo wraps some torch functions (torch.manual_seed) when first imported,
         # which any torch.optim optimizer does: import it now so the snapshot sees its wrappers.
         importlib.import_module("torch._dynamo")
@@ -132,7 +133,7 @@ class Integrity:
         for label, owner, saved in self.saved:
             current = vars(owner)
             for key, value in saved.items():
-                if current.get(key, _MISSING) is not value:
+                if current.get(key, _MISSING) is not value and f"{label}.{key}" not in self.ignore:
                     changed.append(f"{label}.{key}")
                     try:
                         setattr(owner, key, value)
