@@ -21,7 +21,7 @@ from llmlab.authoring import sync
 from llmlab.course import paths, topics
 from llmlab.course.loader import RECORD
 
-TOP_FILES = ["conftest.py", "pyproject.toml", "Makefile", ".gitignore"]
+TOP_FILES = ["conftest.py", "pyproject.toml", "Makefile", "install.py", ".gitignore"]
 GRADER_EXCLUDE = ("mutants.py", "fixtures.py")
 
 
