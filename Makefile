@@ -1,5 +1,6 @@
 # llmlab: `make grade` grades your work; `make test` is the maintainers' full check (CI runs it).
-# Both create .venv with pip on first use (torch is pinned to a CPU build; see pyproject.toml).
+# Both create .venv on first use with install.py (on Linux torch comes from PyTorch's CPU-only
+# index when it can be reached; see install.py). Without make: `python install.py`.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -11,11 +12,8 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
-	@touch $(STAMP)
+$(STAMP): pyproject.toml install.py
+	$(PYTHON) install.py
 
 grade: $(STAMP)
 	$(BIN)/llmlab grade $(TOPICS)

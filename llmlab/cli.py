@@ -29,9 +29,19 @@ def cmd_list(args) -> int:
 
 def cmd_grade(args) -> int:
     from llmlab.grading import grade
+    from llmlab.student import progress
     selected = _topics(args.topics)
-    report = grade.grade(selected, impl=args.impl, time_limit=args.time_limit, memory_mb=args.memory_mb,
-                         console=console, quiet=args.quiet, jobs=args.jobs)
+    try:
+        grade.check_impl(selected, args.impl)
+        report = grade.grade(selected, impl=args.impl, time_limit=args.time_limit, memory_mb=args.memory_mb,
+                             console=console, quiet=args.quiet, jobs=args.jobs)
+    except grade.GradeError as exc:
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        return 2
+    if args.impl == "exercises":
+        focus = progress.working_on(selected)
+        report["next_todo"] = grade.next_todo(report, prefer=focus.slug if focus else None)
+    progress.record(report)
     grade.write_outputs(report, json_path=args.json, junit_path=args.junit)
     grade.print_table(console, report)
     if args.strict and report["score"] < report["max_score"]:
@@ -51,14 +61,21 @@ def cmd_sync(args) -> int:
             console.print("[red]exercises/ is out of sync with solutions/:[/red]")
             for line in result.drift:
                 console.print(f"  {line}")
-            console.print("Run `llmlab sync` to regenerate.")
+            console.print("Run the command given for each file.")
             return 1
         console.print(f"exercises/ is in sync with solutions/ ({len(result.unchanged)} files).")
         return 0
     for path in result.written:
         console.print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    for path in result.backups:
+        console.print(f"backed up your edited version to {path}")
     for path in result.kept_edited:
-        console.print(f"[yellow]kept[/yellow] {path} (edited since it was generated; `--force` overwrites it)")
+        console.print(f"[yellow]kept[/yellow] {path} (edited since it was generated; `--force` backs it up, then "
+                      f"overwrites it)", soft_wrap=True)
+    for path in result.changed_upstream:
+        console.print(f"[yellow]changed upstream:[/yellow] the skeleton of {path.name[:-len('.upstream')]} changed "
+                      f"since you started editing it; the new skeleton is in {path}: compare the two and bring "
+                      f"the changes into your file", soft_wrap=True)
     console.print(f"{len(result.written)} written, {len(result.unchanged)} unchanged, {len(result.kept_edited)} kept.")
     return 0
 
@@ -100,11 +117,26 @@ def cmd_contract(args) -> int:
 
 
 def cmd_release(args) -> int:
+    import tempfile
+
     from llmlab.authoring import release
+    from llmlab.book import chapters, nbgrade
+
+    def add_notebooks(bundle: Path) -> None:
+        """The chapters' student notebooks (nbgrader release: no solutions, no hidden tests)."""
+        if not chapters.chapter_sources() or args.no_notebooks:
+            return
+        with tempfile.TemporaryDirectory(prefix="llmlab-release-nb-") as tmp:
+            built = Path(tmp) / "built"
+            chapters.build(None, built)
+            for notebook in nbgrade.release(built, Path(tmp) / "release"):
+                (bundle / "notebooks").mkdir(exist_ok=True)
+                (bundle / "notebooks" / notebook.name).write_bytes(notebook.read_bytes())
+
     try:
-        out = release.release(Path(args.out), force=args.force)
-    except release.ReleaseError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        out = release.release(Path(args.out), force=args.force, add=add_notebooks)
+    except (release.ReleaseError, chapters.ChapterError, nbgrade.NbgraderError) as exc:
+        console.print(f"[red]error:[/red] {exc} (nothing was written to {args.out})", soft_wrap=True)
         return 1
     console.print(f"student bundle written to {out}")
     return 0
@@ -129,8 +161,9 @@ def cmd_notebooks(args) -> int:
             failed = 0
             for path in sources:
                 try:
-                    seconds = execute.execute(path, built / "executed" / path.name, budget=args.budget)
-                    console.print(f"executed {path.stem} in {seconds:.1f} s")
+                    target = built / "executed" / path.name
+                    seconds = execute.execute(path, target, budget=args.budget)
+                    console.print(f"executed {path.stem} in {seconds:.1f} s: {target}")
                 except execute.ExecutionError as exc:
                     failed += 1
                     console.print(f"[red]FAILED[/red] {exc}")
@@ -147,9 +180,11 @@ def cmd_notebooks(args) -> int:
             csv_path = Path(args.csv) if args.csv else built / "scores.csv"
             json_path = Path(args.json) if args.json else built / "scores.json"
             nbgrade.write_scores(result, csv_path, json_path)
+            feedback = built / "feedback"
+            nbgrade.write_feedback(result, feedback)
             for student in result["students"]:
                 console.print(f"{student['student']}: {student['score']:g} / {student['max_score']:g}")
-            console.print(f"scores written to {csv_path} and {json_path}")
+            console.print(f"scores written to {csv_path} and {json_path}; feedback per student in {feedback}/")
     except (chapters.ChapterError, nbgrade.NbgraderError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 1
@@ -214,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("release", help="write the student bundle (no solutions, no hidden tests) to OUT")
     p.add_argument("out")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--no-notebooks", action="store_true", help="leave the chapters' student notebooks out")
     p.set_defaults(func=cmd_release)
 
     p = sub.add_parser("notebooks", help="chapters: build, execute, release (nbgrader) and autograde notebooks")
@@ -233,8 +269,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+MAINTAINER_ONLY = {"sync", "fixtures", "mutants", "mutate", "contract", "release"}
+NOTEBOOK_MAINTAINER_ONLY = {"build", "execute", "release", "autograde"}
+
+
+def _refused_in_bundle(args) -> str | None:
+    """Why this command cannot run here, when this is a student bundle (no solutions/)."""
+    from llmlab.course import paths
+    if paths.solutions_dir().is_dir():
+        return None
+    if args.command in MAINTAINER_ONLY or (args.command == "notebooks" and args.action in NOTEBOOK_MAINTAINER_ONLY):
+        name = args.command + (f" {args.action}" if args.command == "notebooks" else "")
+        chapters = " The chapters are in notebooks/." if args.command == "notebooks" else ""
+        return (f"`llmlab {name}` is a course maintainer's command and needs solutions/, which a student "
+                f"bundle does not have. Here: `llmlab grade`, `pytest exercises/NN_topic`, `llmlab list`, "
+                f"`llmlab doctor`.{chapters}")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    refusal = _refused_in_bundle(args)
+    if refusal:
+        console.print(f"[red]error:[/red] {refusal}", soft_wrap=True)
+        return 2
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -127,3 +127,14 @@ def test_that_and_fail():
     check.that(True, "u", "never shown")
     with pytest.raises(GradingFailure, match="u: outputs must be causal"):
         check.that(False, "u", "outputs must be causal")
+
+
+def test_low_digit_differences_show_enough_digits_and_the_dtypes():
+    expected = torch.tensor([1 / 3], dtype=torch.float64)
+    computed_in_float32 = expected.float().double()          # right dtype, float32 accuracy
+    with pytest.raises(check.GradingFailure) as info:
+        check.close(computed_in_float32, expected, unit="third")
+    text = str(info.value)
+    assert "got 0.333333343, expected 0.333333333" in text, text
+    assert "agree to only about 7 significant digits" in text
+    assert "dtypes: got float64, expected float64" in text and "float32" in text.split("dtypes")[1]

@@ -66,3 +66,46 @@ def test_release_leaves_out_solutions_and_hidden_tests(synced_course, tmp_path):
     assert any("hidden" in p for p in release.audit(out))
     with pytest.raises(release.ReleaseError, match="not empty"):
         release.release(out)
+
+
+TOY_CHAPTER = '''# %% [markdown]
+# # A toy chapter
+
+# %%
+#| include: toy.py
+
+# %%
+#| grade: test_double_values test_double_reference test_counter test_double_negative
+'''
+
+
+def test_release_includes_the_student_notebooks(synced_course, tmp_path):
+    (synced_course / "notebooks").mkdir()
+    (synced_course / "notebooks/01_toy.py").write_text(TOY_CHAPTER)
+    assert main(["release", str(tmp_path / "bundle")]) == 0
+    notebook = tmp_path / "bundle/notebooks/01_toy.ipynb"
+    text = notebook.read_text()
+    assert "run_graders" in text and "YOUR CODE HERE" in text
+    assert "BEGIN SOLUTION" not in text and "test_double_negative" not in text and "return 2 * x" not in text
+
+
+def test_release_never_leaves_a_partial_folder(synced_course, tmp_path):
+    def broken(folder):
+        raise release.ReleaseError("planted failure while writing")
+
+    with pytest.raises(release.ReleaseError, match="planted"):
+        release.release(tmp_path / "bundle", add=broken)
+    left = [p.name for p in tmp_path.iterdir() if p.name != "course"]
+    assert left == [], f"a failed release left files behind: {left}"
+
+
+@pytest.mark.parametrize("command", [["sync"], ["fixtures"], ["mutants"], ["mutate"], ["contract"],
+                                     ["release", "elsewhere"], ["notebooks", "build"]])
+def test_maintainer_commands_refuse_inside_a_bundle(synced_course, tmp_path, monkeypatch, capsys, command):
+    bundle = release.release(tmp_path / "bundle")
+    monkeypatch.setenv("LLMLAB_ROOT", str(bundle))
+    monkeypatch.chdir(bundle)
+    assert main(command) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert "is a course maintainer's command and needs solutions/" in out and "llmlab grade" in out
+    assert not (bundle / "elsewhere").exists()

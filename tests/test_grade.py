@@ -72,3 +72,14 @@ def test_crash_and_timeout_cost_only_their_topic(synced_course, tmp_path):
     topic = report["topics"][0]
     assert topic["status"] == "timeout" and topic["score"] == 0, topic
     assert all(t["outcome"] == "timeout" for t in topic["tests"])
+
+
+def test_an_error_on_a_valid_input_says_the_input_was_valid(synced_course, tmp_path):
+    sub = tmp_path / "sub" / "01_toy"
+    sub.mkdir(parents=True)
+    text = (synced_course / "solutions/01_toy/toy.py").read_text().replace(
+        "return 2 * x", "raise ValueError('x must be positive')")
+    (sub / "toy.py").write_text(text)
+    proc = run("-m", "pytest", "graders/01_toy", "--impl", str(sub), "-q", cwd=synced_course)
+    assert "ValueError: x must be positive (at " in proc.stdout
+    assert "raised on an input the docstring allows, so the unit should not raise here" in proc.stdout, proc.stdout

@@ -65,3 +65,23 @@ def test_student_edits_are_kept_unless_forced(course):
     assert exercise in result.kept_edited and exercise.read_text() == edited, "a student's work was overwritten"
     result = sync.sync(topics.available(), force=True)
     assert exercise in result.written and "# changed" in exercise.read_text()
+
+
+def test_force_backs_up_an_edited_file_and_upstream_changes_are_announced(course):
+    sync.sync(topics.available())
+    exercise = course / "exercises/01_toy/toy.py"
+    edited = exercise.read_text().replace('raise NotImplementedError("TODO 01_toy: double")', "return x + x")
+    exercise.write_text(edited)
+    assert sync.sync(topics.available()).changed_upstream == [], "nothing changed upstream yet"
+    sol = course / "solutions/01_toy/toy.py"
+    sol.write_text(sol.read_text().replace("Return 2·x", "Return twice x"))
+    result = sync.sync(topics.available())
+    upstream = course / "exercises/01_toy/toy.py.upstream"
+    assert result.changed_upstream == [upstream] and "Return twice x" in upstream.read_text()
+    assert exercise.read_text() == edited
+    drift = sync.sync(topics.available(), check=True).drift
+    assert any("was edited" in d and "`llmlab sync --force 01_toy`" in d for d in drift), drift
+    result = sync.sync(topics.available(), force=True)
+    [backup] = result.backups
+    assert backup.read_text() == edited and ".llmlab/backups/" in backup.as_posix()
+    assert "Return twice x" in exercise.read_text()

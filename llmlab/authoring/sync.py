@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmlab.course import paths, topics
+from llmlab.course.loader import RECORD
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
-RECORD = ".generated.json"
 
 ENTRY_TEMPLATE = '''"""Pytest entry for topic {slug}: `pytest exercises/{slug}` grades the code in this folder.
 
@@ -110,7 +110,7 @@ def make_skeleton(source: str, path: Path, slug: str) -> str:
     return "".join(out)
 
 
-def _sha(text: str) -> str:
+def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -119,7 +119,9 @@ class SyncResult:
     written: list[Path] = field(default_factory=list)
     unchanged: list[Path] = field(default_factory=list)
     kept_edited: list[Path] = field(default_factory=list)   # student-edited, not overwritten
-    drift: list[str] = field(default_factory=list)          # --check: what differs
+    changed_upstream: list[Path] = field(default_factory=list)  # kept, but the skeleton changed since
+    backups: list[Path] = field(default_factory=list)       # --force: copies of overwritten edits
+    drift: list[str] = field(default_factory=list)          # --check: what differs, with the fix
 
 
 def expected_files(topic: topics.Topic) -> dict[Path, str]:
@@ -143,30 +145,59 @@ def _key(path: Path) -> str:
     return path.relative_to(paths.exercises_dir()).as_posix()
 
 
+UPSTREAM_SUFFIX = ".upstream"  # attention.py.upstream: the new skeleton beside an edited file
+
+
+def _backup(path: Path, stamp: str) -> Path:
+    """Copy an edited exercise file to .llmlab/backups/STAMP/NN_x/ before it is overwritten."""
+    target = paths.state_dir() / "backups" / stamp / path.parent.name / path.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(path.read_bytes())
+    return target
+
+
 def sync(selected: list[topics.Topic], check: bool = False, force: bool = False) -> SyncResult:
+    """Write each topic's skeleton files. An exercise file edited since sync wrote it is kept
+    (with `force`, backed up to .llmlab/backups/ and then overwritten); when its skeleton has
+    changed upstream meanwhile, the new skeleton is written beside it as `<file>.upstream`."""
+    import time
+
     result = SyncResult()
     record = _load_record()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
     for topic in selected:
         files = expected_files(topic)
         for path, text in files.items():
             current = path.read_text() if path.exists() else None
             if current == text:
                 result.unchanged.append(path)
-                if check and record.get(_key(path)) != _sha(text):
+                if check and record.get(_key(path)) != digest(text):
                     result.drift.append(f"exercises/{RECORD} does not record {_key(path)} (run `llmlab sync`)")
-                record[_key(path)] = _sha(text)
+                record[_key(path)] = digest(text)
                 continue
+            edited = current is not None and record.get(_key(path)) != digest(current)
             if check:
-                state = "missing" if current is None else "differs from what solutions/ generates"
-                result.drift.append(f"{path.relative_to(paths.root())} {state}")
+                shown = path.relative_to(paths.root())
+                if current is None:
+                    result.drift.append(f"{shown} is missing: `llmlab sync {topic.slug}` writes it")
+                elif edited:
+                    result.drift.append(f"{shown} was edited and differs from what solutions/ generates: "
+                                        f"`llmlab sync --force {topic.slug}` regenerates it (your version is backed up first)")
+                else:
+                    result.drift.append(f"{shown} differs from what solutions/ generates: `llmlab sync {topic.slug}`")
                 continue
-            edited = current is not None and record.get(_key(path)) != _sha(current)
             if edited and not force:
                 result.kept_edited.append(path)
+                upstream = path.with_name(path.name + UPSTREAM_SUFFIX)
+                if record.get(_key(path)) != digest(text):  # the skeleton changed since the student's copy
+                    upstream.write_text(text)
+                    result.changed_upstream.append(upstream)
                 continue
+            if edited:
+                result.backups.append(_backup(path, stamp))
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
-            record[_key(path)] = _sha(text)
+            record[_key(path)] = digest(text)
             result.written.append(path)
         if check:
             extra = [p for p in topic.exercises.glob("*.py") if p not in files] if topic.exercises.is_dir() else []

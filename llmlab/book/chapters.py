@@ -185,9 +185,24 @@ def build_chapter(slug: str, source: Path) -> nbformat.NotebookNode:
                                          "schema_version": 3}
         cell.outputs, cell.execution_count = [], None
     _check_coverage(topic, used, graded)
+    nb.cells.insert(_first_code_index(nb), _watch_cell())
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata.pop("jupytext", None)
     return nb
+
+
+def _first_code_index(nb: nbformat.NotebookNode) -> int:
+    return next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
+
+
+def _watch_cell() -> nbformat.NotebookNode:
+    """The locked set-up cell before all code: the graders' integrity snapshot
+    (llmlab.book.notebook.watch); nbgrader restores its source when it grades."""
+    cell = nbformat.v4.new_code_cell("# llmlab set-up: keep this cell first (the checks rely on it)\n"
+                                     "from llmlab.book.notebook import watch\n\nwatch()")
+    cell.metadata["nbgrader"] = {"grade": False, "solution": False, "locked": True,
+                                 "grade_id": "llmlab-setup", "schema_version": 3}
+    return cell
 
 
 def _check_coverage(topic: topics.Topic, used: dict[tuple[str, str], int], graded: list[str]) -> None:

@@ -19,6 +19,30 @@ class ExecutionError(Exception):
     pass
 
 
+MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+
+
+def without_markers(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The executed notebook as a reader sees it: nbgrader's marker lines removed (the
+    code between them stays; the cells keep their outputs and metadata)."""
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.source = "\n".join(line for line in cell.source.split("\n") if line.strip() not in MARKERS)
+    return nb
+
+
+def kernel_config(workdir: str):
+    """Kernels talk to us over local IPC sockets in `workdir`, not TCP: nothing listens on
+    the network, and the kernel's "running over TCP without encryption" warning, which
+    students would read, does not arise."""
+    from traitlets.config import Config
+
+    config = Config()
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.ip = str(Path(workdir) / "kernel")
+    return config
+
+
 def execute(notebook: Path, out: Path, budget: float = BUDGET_S) -> float:
     """Run every cell; write the executed notebook to OUT; return the seconds it took.
 
@@ -33,7 +57,7 @@ def execute(notebook: Path, out: Path, budget: float = BUDGET_S) -> float:
     start = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="llmlab-run-") as workdir:  # files a chapter writes go here
-            client = NotebookClient(nb, timeout=int(budget), kernel_name="python3",
+            client = NotebookClient(nb, timeout=int(budget), kernel_name="python3", config=kernel_config(workdir),
                                     resources={"metadata": {"path": workdir}})
             client.execute()
     except CellTimeoutError as exc:
@@ -42,7 +66,7 @@ def execute(notebook: Path, out: Path, budget: float = BUDGET_S) -> float:
         raise ExecutionError(f"{notebook.name}: a cell failed:\n{str(exc)[-2000:]}") from None
     seconds = time.monotonic() - start
     out.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, out)
+    nbformat.write(without_markers(nb), out)
     if seconds > budget:
         raise ExecutionError(f"{notebook.name}: took {seconds:.0f} s, over its {budget:g} s budget")
     return seconds

@@ -26,6 +26,8 @@ c.CourseDirectory.db_url = "sqlite:///" + {db!r}
 c.Execute.timeout = {timeout}
 c.Execute.kernel_name = "python3"
 c.ClearSolutions.code_stub = {{"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}}
+c.KernelManager.transport = "ipc"  # local sockets, no TCP (and no warning about it); see book/execute.py
+c.KernelManager.ip = {kernel!r}
 """
 
 
@@ -42,7 +44,7 @@ def _course(tmp: Path, source: Path, timeout: int) -> Path:
     course = tmp / "course"
     shutil.copytree(source / "source", course / "source")
     (course / "nbgrader_config.py").write_text(CONFIG.format(root=str(course), db=str(tmp / "gradebook.db"),
-                                                             timeout=timeout))
+                                                             timeout=timeout, kernel=str(tmp / "kernel")))
     return course
 
 
@@ -140,10 +142,30 @@ def autograde(built: Path, submissions: Path, timeout: int = 300) -> dict:
                 gb.update_or_create_student(student)
         _nbgrader(course, "autograde", "*")  # every submitted assignment of every student
         with Gradebook("sqlite:///" + str(Path(tmp) / "gradebook.db")) as gb:
-            return {"students": [_student_report(gb, student, notebooks) for student, notebooks in subs.items()]}
+            return {"students": [_student_report(gb, student, notebooks, course / "autograded" / student)
+                                 for student, notebooks in subs.items()]}
 
 
-def _student_report(gb, student: str, notebooks: dict[str, Path]) -> dict:
+def cell_messages(notebook: Path) -> dict[str, str]:
+    """grade_id -> what the autograded cell printed (the graders' messages) and its error."""
+    if not notebook.exists():
+        return {}
+    messages = {}
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if not grade_id or cell.cell_type != "code":
+            continue
+        parts = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                parts.append(output.get("text", ""))
+            elif output.get("output_type") == "error":
+                parts.append(f"{output.get('ename')}: {output.get('evalue')}\n")
+        messages[grade_id] = "".join(parts).strip()
+    return messages
+
+
+def _student_report(gb, student: str, notebooks: dict[str, Path], autograded: Path) -> dict:
     topics_out = []
     for name in sorted(notebooks):
         try:
@@ -153,13 +175,14 @@ def _student_report(gb, student: str, notebooks: dict[str, Path]) -> dict:
                                "detail": f"not graded: {exc}", "tests": []})
             continue
         tests = []
+        messages = cell_messages(autograded / name / f"{name}.ipynb")
         for grade in sorted(nb.grades, key=lambda g: g.name):
             if grade.max_score_gradecell is None or not grade.cell.cell_type == "code":
                 continue
             points = float(grade.score or 0.0)
             tests.append({"id": f"{name}.ipynb::{grade.name}", "points": points,
                           "max_points": float(grade.max_score), "outcome": "passed" if points >= grade.max_score else "failed",
-                          "message": ""})
+                          "message": messages.get(grade.name, "")})
         topics_out.append({"topic": name, "score": float(nb.score), "max_score": float(nb.max_score),
                            "status": "ok", "tests": tests})
     return {"student": student, "impl": "notebooks", "score": sum(t["score"] for t in topics_out),
@@ -181,6 +204,29 @@ def executed_scores(notebook: Path) -> tuple[float, float]:
             score += got or 0.0
             total += points
     return score, total
+
+
+def write_feedback(result: dict, folder: Path) -> list[Path]:
+    """FOLDER/<student>/<NN_x>.md per graded notebook: the score and, per graded cell, its
+    points and the graders' messages. Cell outputs only, never test source (hidden tests
+    included: a student learns that a hidden check failed and why, not its code)."""
+    written = []
+    for student in result["students"]:
+        for topic in student["topics"]:
+            lines = [f"# {topic['topic']}: {topic['score']:g} / {topic['max_score']:g}", ""]
+            if topic.get("detail"):
+                lines += [topic["detail"], ""]
+            for test in topic["tests"]:
+                cell = test["id"].split("::")[-1]
+                lines.append(f"## {cell}: {test['points']:g} / {test['max_points']:g}")
+                if test["outcome"] != "passed" and test["message"]:
+                    lines += ["", "```", test["message"], "```"]
+                lines.append("")
+            path = folder / student["student"] / f"{topic['topic']}.md"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("\n".join(lines))
+            written.append(path)
+    return written
 
 
 def write_scores(result: dict, csv_path: Path | None, json_path: Path | None) -> None:

@@ -9,6 +9,12 @@ which runs exactly those pytest graders — the same ones `pytest exercises/04_a
 runs — with the notebook's namespace as the implementation under test. It prints each
 failure's message and raises `AssertionError` if any test fails, so nbgrader scores the
 cell 0; when all pass, the cell earns the sum of the tests' points.
+
+The chapter's first code cell (locked; nbgrader restores it when grading) calls `watch()`,
+which snapshots the functions the graders rely on (llmlab's checks, pytest, torch; see
+llmlab.grading.sandbox.Integrity) before any student code runs. A grade cell finding one of
+them replaced — a solution cell that patched `check.close` or `torch.allclose` — restores
+it and scores 0, as `llmlab grade` does.
 """
 
 from __future__ import annotations
@@ -17,13 +23,43 @@ from types import SimpleNamespace
 
 from llmlab.course import loader, topics
 from llmlab.grading.inprocess import run_tests
+from llmlab.grading.sandbox import Integrity
+
+_WATCH: Integrity | None = None
+# ipykernel installs its own `input` for every cell it runs (to forward input requests).
+KERNEL_MANAGED = frozenset({"builtins.input", "builtins.raw_input"})
+
+
+def watch() -> None:
+    """Snapshot what the graders rely on (the chapter's first cell calls this)."""
+    global _WATCH
+    _WATCH = Integrity(ignore=KERNEL_MANAGED)
+
+
+def _tampered() -> str | None:
+    if _WATCH is None:
+        return ("the chapter's first code cell (llmlab set-up: `watch()`) did not run; "
+                "run the notebook from the top")
+    changed = _WATCH.changes()
+    if changed:
+        names = ", ".join(changed[:5]) + (" ..." if len(changed) > 5 else "")
+        return f"tampering: the notebook replaced {names}, which the graders rely on. They were restored"
+    return None
 
 
 def run_graders(topic: str, tests: list[str], namespace: dict) -> None:
+    problem = _tampered()
+    if problem:
+        print(f"FAIL {problem}; these checks score 0.")
+        raise AssertionError(problem)
     resolved = topics.resolve(topic)
     public = {k: v for k, v in namespace.items() if not k.startswith("_")}
     impl = loader.Implementation(resolved, resolved.graders, {"notebook": SimpleNamespace(**public)})
     results = run_tests(resolved, impl, tests)
+    problem = _tampered()  # the code under test may have patched something while the tests ran
+    if problem:
+        print(f"FAIL {problem}; these checks score 0.")
+        raise AssertionError(problem)
     failed = []
     for test in tests:
         outcome, message = results.get(test, ("error", "the test did not run"))

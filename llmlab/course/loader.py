@@ -9,6 +9,7 @@ write `impl.softmax(x)` whatever file `softmax` lives in.
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -17,8 +18,26 @@ from llmlab.course import paths
 from llmlab.course.topics import Topic
 
 
+RECORD = ".generated.json"  # exercises/.generated.json: the files sync (or release) wrote, with hashes
+
+
 class ImplementationError(Exception):
     """The implementation folder cannot be used (missing, or a file fails to import)."""
+
+
+def expected_modules(topic: Topic) -> list[str]:
+    """The module files a topic's implementation holds (e.g. ["attention.py"]), as recorded
+    when its skeleton was written; empty when no record exists."""
+    try:
+        record = json.loads((paths.exercises_dir() / RECORD).read_text())
+    except (OSError, ValueError):
+        return []
+    names = [key.split("/", 1)[1] for key in record if key.startswith(f"{topic.slug}/")]
+    return sorted(n for n in names if not n.startswith("test_"))
+
+
+def missing_modules(topic: Topic, folder: Path) -> list[str]:
+    return [name for name in expected_modules(topic) if not (folder / name).exists()]
 
 
 def impl_folder(topic: Topic, impl: str | Path = "exercises") -> Path:
@@ -92,6 +111,12 @@ def load(topic: Topic, impl: str | Path = "exercises") -> Implementation:
             f"{topic.slug}: implementation folder {_show(folder)} does not exist. "
             f"Pass --impl exercises, --impl solutions, or a folder that holds {topic.slug}/."
         )
+    missing = missing_modules(topic, folder)
+    if missing:
+        where = ", ".join(f"{_show(folder / name)}" for name in missing)
+        fix = (f"`llmlab sync {topic.slug}` restores the skeleton (your other files are kept)"
+               if folder.resolve() == topic.exercises.resolve() else f"the folder must hold {', '.join(missing)}")
+        raise ImplementationError(f"{topic.slug}: {where} is missing: {fix}.")
     files = module_files(folder)
     if not files:
         raise ImplementationError(f"{topic.slug}: no .py files in {_show(folder)}.")

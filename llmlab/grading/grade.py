@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from llmlab.course import costs, loader, paths, topics
-from llmlab.grading import sandbox
+from llmlab.grading import limits, sandbox
 
 OUTPUT_CAP = 200_000  # bytes of child output kept for diagnostics
 
@@ -55,15 +54,6 @@ def collect(selected: list[topics.Topic]) -> dict[str, list[dict]]:
     return by_topic
 
 
-def _limits(memory_mb: int):
-    def apply() -> None:
-        os.setsid()  # own process group: a timeout kills the topic's whole tree
-        limit = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    return apply
-
-
 class _CappedOutput:
     """Drains a child's output in a thread, keeping only the first and last bytes."""
 
@@ -86,11 +76,12 @@ class _CappedOutput:
         return (self.head + gap.encode() + self.tail).decode(errors="replace")
 
 
-def _read_records(report_file: Path, key: bytes) -> tuple[dict[str, dict], bool, bool]:
-    """(test records by id, finished, tampered) from the child's signed report."""
-    records, finished, tampered, seq = {}, False, False, 0
+def _read_records(report_file: Path, key: bytes) -> tuple[dict[str, dict], bool, bool, str | None]:
+    """(test records by id, finished, tampered, the test running when the report ends) from
+    the child's signed report."""
+    records, finished, tampered, seq, running = {}, False, False, 0, None
     if not report_file.exists():
-        return records, finished, tampered
+        return records, finished, tampered, running
     for line in report_file.read_text(errors="replace").splitlines():
         record = sandbox.verify(key, line)
         if record is None or record.get("seq") != seq + 1:
@@ -99,11 +90,14 @@ def _read_records(report_file: Path, key: bytes) -> tuple[dict[str, dict], bool,
         seq += 1
         if record.get("kind") == "end":
             finished = True
+        elif record.get("kind") == "start":
+            running = record.get("id")
         elif record.get("kind") == "test":
             if record.get("id") in records:
                 tampered = True
             records[record.get("id")] = record
-    return records, finished, tampered
+            running = None if running == record.get("id") else running
+    return records, finished, tampered, running
 
 
 def run_topic(topic: topics.Topic, folder: Path, tests: list[dict], time_limit: float, memory_mb: int,
@@ -115,35 +109,43 @@ def run_topic(topic: topics.Topic, folder: Path, tests: list[dict], time_limit: 
         report_file = Path(tmp) / "report.jsonl"
         cmd = _pytest_cmd(str(topic.graders.relative_to(paths.root())), "--impl", str(folder),
                           "--runslow", "--llmlab-report", str(report_file), f"--timeout={test_timeout:g}")
-        key_read, key_write = os.pipe()
-        os.write(key_write, key)
-        os.close(key_write)
-        env = dict(os.environ, **{sandbox.KEY_FD_ENV: str(key_read)})
+        key_file = Path(tmp) / "key"
+        key_file.write_bytes(key)  # the child reads and deletes it before any student code runs
+        env = dict(os.environ, **{sandbox.KEY_ENV: str(key_file)})
         status, detail = "ok", ""
         proc = subprocess.Popen(cmd, cwd=paths.root(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env, pass_fds=(key_read,),
-                                preexec_fn=_limits(memory_mb))
-        os.close(key_read)
+                                stdin=subprocess.DEVNULL, env=env, **limits.popen_options(memory_mb))
         output = _CappedOutput(proc.stdout)
         try:
             code = proc.wait(timeout=time_limit)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            limits.kill_tree(proc)
             code = None
             status, detail = "timeout", f"the topic ran past its {time_limit:g} s limit and was stopped"
         text = output.text()
         proc.stdout.close()
-        reported, finished, tampered = _read_records(report_file, key)
+        reported, finished, tampered, running = _read_records(report_file, key)
         if code is not None and (code not in (0, 1) or not finished):
             status = "crashed"
             detail = _crash_reason(code, text)
         if tampered:
             status, detail = "crashed", "the results channel was tampered with; no result of this topic counts"
             reported = {}
+        broken = [r for r in reported.values() if r.get("import_error")]
+        if status == "ok" and reported and len(broken) == len(reported):
+            detail = str(broken[0].get("message", ""))
+            status = "missing file" if " is missing: " in detail else "import error"
     results = []
     for test in tests:
         got = reported.get(test["id"])
-        if got is None:
+        if got is None and status == "timeout" and running is not None:
+            outcome = "timeout"
+            if test["id"] == running:
+                message = (f"Timeout: this test was running when the topic's {time_limit:g} s limit stopped it. "
+                           f"Look for an infinite loop or a very slow algorithm in the unit it tests.")
+            else:
+                message = f"not run: the topic was stopped while {running.split('::')[-1]} was running"
+        elif got is None:
             outcome = "timeout" if status == "timeout" else "error"
             message = detail or "the test did not report a result"
         else:
@@ -198,14 +200,6 @@ class ProtectedFiles:
         return [str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in changed]
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, 9)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
 def _crash_reason(code: int, output: str) -> str:
     if code < 0:
         import signal
@@ -222,6 +216,20 @@ def _crash_reason(code: int, output: str) -> str:
             + (f": {last[:200]}" if last else ""))
 
 
+def check_impl(selected: list[topics.Topic], impl: str) -> None:
+    """Raise GradeError unless `impl` holds an implementation of at least one selected topic."""
+    if impl in ("exercises", "solutions"):
+        return
+    path = Path(impl).expanduser()
+    if not path.exists():
+        raise GradeError(f"--impl {impl}: no such folder")
+    found = [t for t in selected if any(loader.impl_folder(t, impl).glob("*.py"))]
+    if not found:
+        names = ", ".join(t.slug for t in selected[:3]) + (", ..." if len(selected) > 3 else "")
+        raise GradeError(f"--impl {impl}: no implementation in it; expected a topic folder such as "
+                         f"{impl.rstrip('/')}/{selected[0].slug}/ with .py files (topics: {names})")
+
+
 def grade(selected: list[topics.Topic], impl: str = "exercises", time_limit: float = 300,
           memory_mb: int = 6144, console=None, quiet: bool = False, test_timeout: float = 60,
           jobs: int = 1) -> dict:
@@ -232,7 +240,10 @@ def grade(selected: list[topics.Topic], impl: str = "exercises", time_limit: flo
     from concurrent.futures import ThreadPoolExecutor
 
     collected = collect(selected)
-    report = {"impl": str(impl), "score": 0.0, "max_score": 0.0, "topics": []}
+    report = {"impl": str(impl), "score": 0.0, "max_score": 0.0, "topics": [], "notes": limits.notes(memory_mb)}
+    if console and not quiet:
+        for note in report["notes"]:
+            console.print(f"note: {note}")
     protected = ProtectedFiles([paths.graders_dir(), paths.reference_dir()])
 
     def one(topic: topics.Topic) -> dict:
@@ -259,13 +270,17 @@ def grade(selected: list[topics.Topic], impl: str = "exercises", time_limit: flo
     return report
 
 
-def next_todo(report: dict) -> str | None:
-    """What the student should work on next: the first unfinished unit, in course order."""
-    for topic in report["topics"]:
+def next_todo(report: dict, prefer: str | None = None) -> str | None:
+    """What the student should work on next: the first unfinished unit of topic `prefer`
+    (the one the student is working on) if it is unfinished, else in course order."""
+    ordered = sorted(report["topics"], key=lambda t: t["topic"] != prefer)
+    for topic in ordered:
         if topic["score"] >= topic["max_score"]:
             continue
+        if topic["status"] in ("import error", "missing file"):
+            return f"{topic['topic']}: fix the {topic['status']} above first"
         if topic["status"] != "ok" and not any(t["outcome"] in ("failed", "passed") for t in topic["tests"]):
-            return f"{topic['topic']}: {topic['detail']}"
+            return f"{topic['topic']}: {_without_slug(topic)}"
         for test in topic["tests"]:
             if test["outcome"] == "passed" or test["outcome"] == "skipped":
                 continue
@@ -279,12 +294,6 @@ def next_todo(report: dict) -> str | None:
 
 
 def write_outputs(report: dict, json_path: str | None = None, junit_path: str | None = None) -> None:
-    state = paths.state_dir()
-    try:
-        state.mkdir(exist_ok=True)
-        (state / "last_grade.json").write_text(json.dumps(report, indent=1))
-    except OSError:
-        pass  # a read-only checkout still grades
     if json_path:
         Path(json_path).write_text(json.dumps(report, indent=1))
     if junit_path:
@@ -315,6 +324,12 @@ def junit_xml(report: dict) -> bytes:
     return ET.tostring(suites, encoding="utf-8", xml_declaration=True)
 
 
+def _without_slug(topic: dict) -> str:
+    """The topic's detail without a leading "NN_x: " (it is printed next to the slug)."""
+    detail, prefix = topic["detail"], f"{topic['topic']}: "
+    return detail[len(prefix):] if detail.startswith(prefix) else detail
+
+
 def print_table(console, report: dict) -> None:
     from rich.table import Table
 
@@ -335,7 +350,7 @@ def print_table(console, report: dict) -> None:
     console.print(table)
     for topic in report["topics"]:
         if topic["status"] != "ok":
-            console.print(f"[red]{topic['topic']}: {topic['status']}[/red] — {topic['detail']}")
+            console.print(f"[red]{topic['topic']}: {topic['status']}[/red] — {_without_slug(topic)}", soft_wrap=True)
     if report.get("next_todo"):
         console.print(f"[bold]Next TODO:[/bold] {report['next_todo']}")
     elif report["max_score"] > 0:

@@ -4,7 +4,10 @@
   test collected from `exercises/NN_x/` (the topic's pytest entry) grades that folder, and a
   test collected from `graders/NN_x/` grades `exercises/NN_x/`.
 - the `impl` fixture hands graders the loaded implementation (see llmlab.course.loader).
-- markers: `points(n)`, `hidden`, `slow` (skipped unless --runslow).
+- markers: `points(n)`, `hidden`, `slow` (skipped unless --runslow), `timeout(seconds)`.
+- every test phase runs under a time limit (`--timeout`, the `timeout` ini value, or the
+  marker; llmlab.grading.timeouts): a looping unit fails that test, named, and the rest of
+  the topic still runs. A test interrupted before it finished earns nothing.
 - failures of known kinds (a failed check, a TODO not done, a file that does not import)
   are reported as one clear message instead of a traceback into grader code.
 - `--llmlab-report FILE` streams signed per-test outcomes and `--llmlab-collect FILE` writes
@@ -25,6 +28,7 @@ import pytest
 
 from llmlab.course import loader, paths, topics
 from llmlab.grading import sandbox
+from llmlab.grading.timeouts import Alarm, TestTimeout
 from llmlab.testing.check import GradingFailure
 
 # Hypothesis keeps a cache folder; keep it out of the course and the notebooks' folders.
@@ -33,6 +37,7 @@ os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gett
 _TOPIC_DIR = re.compile(r"^\d\d_[a-z0-9_]+$")
 _RESULTS = pytest.StashKey[dict]()
 _GUARD = pytest.StashKey[object]()
+_IMPORT_ERRORS_SHOWN = pytest.StashKey[set]()
 
 
 def pytest_addoption(parser):
@@ -40,6 +45,12 @@ def pytest_addoption(parser):
     group.addoption("--impl", default=None,
                     help="implementation to grade: exercises (default), solutions, or a folder")
     group.addoption("--runslow", action="store_true", help="also run tests marked slow")
+    try:
+        group.addoption("--timeout", type=float, default=None,
+                        help="seconds each test phase may take (default: the `timeout` ini value, else 60)")
+        parser.addini("timeout", "seconds each test phase may take", default="60")
+    except ValueError:  # pytest-timeout (an old environment) defines them too; see pytest_configure
+        pass
     group.addoption("--llmlab-report", default=None,
                     help="(used by llmlab grade) stream signed per-test outcomes to this file")
     group.addoption("--llmlab-collect", default=None, help="write collected tests and points as JSON to this file")
@@ -51,6 +62,9 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "points(n): points this test is worth when it passes")
     config.addinivalue_line("markers", "hidden: instructor-only test, left out of student bundles")
     config.addinivalue_line("markers", "slow: long experiment; runs only with --runslow")
+    config.addinivalue_line("markers", "timeout(seconds): time limit of this test")
+    if config.pluginmanager.has_plugin("timeout"):  # one mechanism only: ours survives hypothesis
+        config.pluginmanager.unregister(name="timeout")
     config.stash[_RESULTS] = {}
     # Graders run tiny models: one thread is as fast on an idle machine and many times
     # faster on a busy one (thread contention), and it makes timings repeatable.
@@ -82,7 +96,7 @@ def impl_folder_for(config, collected_file: Path) -> tuple[topics.Topic, Path]:
     return topic, folder
 
 
-_IMPL_CACHE: dict[Path, loader.Implementation] = {}
+_IMPL_CACHE: dict[Path, loader.Implementation | loader.ImplementationError] = {}
 NOTEBOOK_IMPL: loader.Implementation | None = None  # set by llmlab.book.notebook.run_graders
 
 
@@ -94,8 +108,40 @@ def impl(request) -> loader.Implementation:
     topic, folder = impl_folder_for(request.config, Path(str(request.node.path)))
     key = folder.resolve()
     if key not in _IMPL_CACHE:
-        _IMPL_CACHE[key] = loader.load(topic, folder)
+        try:
+            _IMPL_CACHE[key] = loader.load(topic, folder)
+        except loader.ImplementationError as exc:  # fails the same way for every test: say it once, fast
+            _IMPL_CACHE[key] = exc
+    if isinstance(_IMPL_CACHE[key], loader.ImplementationError):
+        raise _IMPL_CACHE[key]
     return _IMPL_CACHE[key]
+
+
+def time_limit(item) -> float:
+    """Seconds each phase of `item` may take: its `timeout` marker, else --timeout, else the ini value."""
+    mark = item.get_closest_marker("timeout")
+    if mark and mark.args:
+        return float(mark.args[0])
+    option = item.config.getoption("--timeout", None)
+    return float(option) if option is not None else float(item.config.getini("timeout") or 0)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    with Alarm(time_limit(item)):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    with Alarm(time_limit(item)):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item):
+    with Alarm(time_limit(item)):
+        return (yield)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -144,23 +190,36 @@ def _location_in(tb, folder: Path | None) -> str:
     return last
 
 
-def explain(excinfo, folder: Path | None) -> tuple[str, str | None]:
+def _trace_in(tb, folder: Path) -> str:
+    """The traceback's frames inside the implementation folder, formatted."""
+    frames = [f for f in traceback.extract_tb(tb) if Path(f.filename).resolve().is_relative_to(folder.resolve())]
+    return "".join(traceback.format_list(frames))
+
+
+def explain(excinfo, folder: Path | None, limit: float | None = None) -> tuple[str, str | None]:
     """(message for the report, replacement longrepr or None to keep pytest's)."""
     exc = excinfo.value
     where = _location_in(excinfo.tb, folder)
     at = f" (at {where})" if where else ""
+    if isinstance(exc, TestTimeout):
+        of = f" of {limit:g} s" if limit else ""
+        msg = (f"Timeout: the test ran past its time limit{of}{at}. Look for an infinite loop or a very slow "
+               f"algorithm in the unit it tests.")
+        return msg, msg
     if isinstance(exc, GradingFailure):
         return str(exc), str(exc)
     if isinstance(exc, NotImplementedError):
         msg = f"NotImplementedError: {exc}{at}"
         return msg, msg + "\nThis unit is still a TODO: write it, then run the tests again."
     if isinstance(exc, loader.ImplementationError):
-        return str(exc), str(exc)
+        return str(exc), str(exc)  # the same for every test; shortened after the first (_record)
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
-    if type(exc).__name__ == "Failed" and first.startswith("Timeout"):
-        return f"Timeout: the test ran past its time limit{at}. Look for an infinite loop or a very slow algorithm.", None
-    return f"{type(exc).__name__}: {first}{at}", None
+    message = f"{type(exc).__name__}: {first}{at}"
+    if not where:
+        return message, None
+    message += " — raised on an input the docstring allows, so the unit should not raise here"
+    return message, message + "\nwhere it was raised, in your code:\n" + _trace_in(excinfo.tb, folder)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -183,21 +242,25 @@ def pytest_runtest_makereport(item, call):
             folder = impl_folder_for(item.config, Path(str(item.path)))[1]
         except pytest.UsageError:
             pass
-        message, longrepr = explain(call.excinfo, folder)
+        message, longrepr = explain(call.excinfo, folder, time_limit(item))
         if longrepr is not None:
             rep.longrepr = longrepr
         _record(item, rep, message, call.excinfo.value)
     if guard is not None and call.when == "teardown":
         entry = item.config.stash[_RESULTS][item.nodeid]
-        guard.emit({"kind": "test", "id": item.nodeid, "outcome": entry["outcome"], "message": entry["message"]})
+        guard.emit({"kind": "test", "id": item.nodeid, "outcome": entry["outcome"], "message": entry["message"],
+                    "import_error": entry.get("kind") == "import"})
 
 
 def _record(item, rep, message, exc=None):
     results = item.config.stash[_RESULTS]
     entry = results.setdefault(item.nodeid, {
-        "id": item.nodeid, "outcome": "passed", "message": "", "points": points_of(item),
-        "hidden": item.get_closest_marker("hidden") is not None,
+        "id": item.nodeid, "outcome": "unfinished", "message": "the test did not finish (interrupted)",
+        "points": points_of(item), "hidden": item.get_closest_marker("hidden") is not None,
     })
+    if rep.when == "call" and rep.passed and entry["outcome"] == "unfinished":
+        entry["outcome"], entry["message"] = "passed", ""
+        return
     if rep.skipped and rep.when in ("setup", "call"):
         entry["outcome"] = "skipped"
         reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
@@ -213,6 +276,12 @@ def _record(item, rep, message, exc=None):
     else:
         entry["outcome"] = "error"
     entry["message"] = message or ""
+    if isinstance(exc, loader.ImplementationError):
+        entry["kind"] = "import"
+        shown = item.config.stash.setdefault(_IMPORT_ERRORS_SHOWN, set())
+        if str(exc) in shown:
+            rep.longrepr = "the implementation does not import (see the first failure above)"
+        shown.add(str(exc))
 
 
 class _GradingGuard:
@@ -259,6 +328,15 @@ def pytest_pyfunc_call(pyfuncitem):
         raise RuntimeError("the code under test raised KeyboardInterrupt") from None
     except pytest.exit.Exception as exc:
         raise RuntimeError(f"the code under test called pytest.exit(): {exc}") from None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Under `llmlab grade`: say which test starts, so a topic stopped by its time limit
+    can name the test that was running. Returns None: pytest's own protocol runs the test."""
+    guard = item.config.stash[_GUARD]
+    if guard is not None:
+        guard.emit({"kind": "start", "id": item.nodeid})
 
 
 def pytest_sessionfinish(session):

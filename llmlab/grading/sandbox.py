@@ -12,7 +12,7 @@ cheating or breaking a grading run fail loudly and costs the student the affecte
   test, reports and undoes any that the code under test replaced (e.g. a patched
   `torch.allclose`);
 - results leave the child only as records signed with a key the parent passes through a
-  pipe that is read and closed before any student code runs (see llmlab.grading.grade).
+  file that is read and deleted before any student code runs (see llmlab.grading.grade).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import os
 import sys
 from pathlib import Path
 
-KEY_FD_ENV = "LLMLAB_KEY_FD"
+KEY_ENV = "LLMLAB_GRADING_KEY_FILE"  # where the parent left the signing key
 
 _BLOCKED_ALWAYS = {
     "socket.connect": "network access",
@@ -112,7 +112,8 @@ WATCHED_CLASSES = [("torch", "Tensor"), ("torch.nn", "Module"), ("torch.nn", "Pa
 class Integrity:
     """Snapshot of the functions graders rely on; detects and undoes replacements."""
 
-    def __init__(self) -> None:
+    def __init__(self, ignore: frozenset[str] = frozenset()) -> None:
+        self.ignore = ignore  # "module.name"s that the host legitimately replaces
         # torch._dynamo wraps some torch functions (torch.manual_seed) when first imported,
         # which any torch.optim optimizer does: import it now so the snapshot sees its wrappers.
         importlib.import_module("torch._dynamo")
@@ -132,7 +133,7 @@ class Integrity:
         for label, owner, saved in self.saved:
             current = vars(owner)
             for key, value in saved.items():
-                if current.get(key, _MISSING) is not value:
+                if current.get(key, _MISSING) is not value and f"{label}.{key}" not in self.ignore:
                     changed.append(f"{label}.{key}")
                     try:
                         setattr(owner, key, value)
@@ -145,19 +146,16 @@ _MISSING = object()
 
 
 def read_key() -> bytes | None:
-    """The signing key from the parent's pipe (then closed), or None outside `llmlab grade`."""
-    fd = os.environ.pop(KEY_FD_ENV, None)
-    if fd is None:
+    """The signing key from the file the parent wrote in its private temporary folder,
+    deleted as soon as it is read (before any student code runs), or None outside
+    `llmlab grade`. A file, not an inherited pipe, because Windows cannot pass one."""
+    path = os.environ.pop(KEY_ENV, None)
+    if path is None:
         return None
-    fd = int(fd)
-    chunks = []
-    while True:
-        chunk = os.read(fd, 64)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(fd)
-    return b"".join(chunks)
+    with open(path, "rb") as handle:
+        key = handle.read()
+    os.remove(path)
+    return key
 
 
 def sign(key: bytes, record: dict) -> str:

@@ -91,6 +91,14 @@ def _fmt(x: float) -> str:
     return f"{x:.6g}"
 
 
+def _digits_to_tell_apart(a: float, b: float) -> int:
+    """Significant digits needed to print a and b differently (6 to 17)."""
+    for digits in range(6, 18):
+        if f"{a:.{digits}g}" != f"{b:.{digits}g}":
+            return digits
+    return 17
+
+
 def _resolve(mistake: Any) -> Any:
     return mistake() if callable(mistake) else mistake
 
@@ -183,11 +191,19 @@ def close(
     nonzero = e64.abs() > 0
     rel = torch.where(nonzero, finite_err / e64.abs().clamp_min(1e-300), torch.zeros_like(err))
     rel_text = f", max rel error {rel.max().item():.3g}" if bool(nonzero.any()) else ""
+    got, want = a64[idx].item(), e64[idx].item()
+    digits = _digits_to_tell_apart(got, want)
+    shown = min(17, digits + 1) if digits > 6 else 6  # one digit past the first that differs
     details = [
-        f"first mismatch at index {idx}: got {_fmt(a64[idx].item())}, expected {_fmt(e64[idx].item())}",
-        f"max abs error {finite_err.max().item():.3g}{rel_text} (allowed: {t})",
+        f"first mismatch at index {idx}: got {got:.{shown}g}, expected {want:.{shown}g}",
+        f"max abs error {finite_err.max().item():.3g}{rel_text} (allowed: {t}; dtypes: got "
+        f"{str(actual.dtype).replace('torch.', '')}, expected {str(expected.dtype).replace('torch.', '')})",
         f"{int(bad.sum())} of {bad.numel()} elements differ",
     ]
+    max_rel = rel.max().item() if bool(nonzero.any()) else float("inf")
+    if expected.dtype == torch.float64 and max_rel < 1e-5:
+        details.append(f"the values agree to only about {digits - 1} significant digits: part of the computation "
+                       f"may run in float32 (a float32 constant or tensor, or .float()); keep float64 inputs in float64")
     if bool(torch.isnan(a64).any()) and not bool(torch.isnan(e64).any()):
         details.append("your output contains NaN where the expected values are finite")
     fail(unit, f"{what} differs from the expected values", *details, case=case,
