@@ -38,11 +38,14 @@ GATES = [
     ("7", "topic contract: every part present, full branch coverage", ["llmlab", "contract"]),
 ]
 PARALLEL = {"2", "3", "5", "6", "7"}  # gates that run JOBS topics at a time
+FIXED = {"1", "4a"}  # cost independent of the number of topics (the harness tests grade a toy course)
 
 
 def run_gate(number: str, name: str, command: list[str], costs_file: Path) -> tuple[bool, float]:
     print(f"\n=== gate {number}: {name}", flush=True)
-    env = dict(os.environ, LLMLAB_COSTS=str(costs_file), LLMLAB_GATE=number)
+    env = dict(os.environ, LLMLAB_GATE=number)
+    if number not in FIXED:  # a fixed gate's toy topics are not course topics
+        env["LLMLAB_COSTS"] = str(costs_file)
     start = time.monotonic()
     ok = subprocess.run(command, cwd=ROOT, env=env).returncode == 0
     seconds = time.monotonic() - start
@@ -58,7 +61,7 @@ def cost_table(walls: dict[str, float], costs_file: Path) -> list[str]:
             per[entry["gate"]][entry["topic"]] += entry["seconds"]
     topics = sorted({t for g in per.values() for t in g})
     n = len(topics) or 1
-    head = f"{'gate':<5} {'wall s':>7} " + " ".join(f"{t[:2]:>5}" for t in topics) + f" {'at 23':>7}"
+    head = f"{'gate':<5} {'wall s':>7} " + " ".join(f"{t[:5]:>5}" for t in topics) + f" {'at 23':>7}"
     lines = ["cost of make test (seconds; topic columns: the topic's own seconds in that gate)", head]
     projected_total = 0.0
     for number, _, _ in GATES:

@@ -296,9 +296,10 @@ print("max |Δ logits| per position:", [f"{v:.1e}" for v in moved.tolist()])
 # %% [markdown]
 # The graders load a reference state dict into your model and compare logits, loss and every
 # parameter's gradient; they check names and shapes, weight tying by identity, the
-# initialisation statistics (chi-square tests on the weight variances), the first loss
+# initialisation statistics (chi-square tests of each weight matrix against its normal law), the first loss
 # (`ln 64 ± 0.1` for a 64-token model), dropout in train and eval mode, the `-100` rule,
-# causality, that positions are used, and a float64 `gradcheck`.
+# causality, independent batch rows, that positions are used, and every parameter's gradient
+# against a functional oracle.
 
 # %%
 #| grade: test_model_structure_and_names test_head_is_tied_to_token_embedding test_parameter_count_of_model_matches_formula test_initialisation_statistics test_initial_loss_is_close_to_log_vocab test_dropout_follows_config_and_mode test_forward_shapes test_logits_and_loss_match_reference test_gradients_match_reference test_loss_is_mean_cross_entropy_ignoring_minus_100 test_causality test_batch_rows_are_independent test_positions_are_used test_gradients_match_functional_oracle test_forward_matches_functional_oracle_hidden

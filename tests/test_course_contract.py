@@ -79,3 +79,32 @@ def test_graders_never_import_solutions():
 def test_reference_folder_stays_small():
     total = sum(p.stat().st_size for p in (REPO / "reference").rglob("*") if p.is_file())
     assert total < 5 * 1024 * 1024, f"reference/ is {total / 1e6:.1f} MB; the budget is a few MB"
+
+
+def _grader_files():
+    return sorted(p for p in (REPO / "graders").glob("*/*.py") if p.name not in ("mutants.py", "fixtures.py"))
+
+
+def test_graders_never_import_private_names_of_other_modules():
+    """Helpers shared within a topic live in a public helper module; no test_*.py imports
+    from another test module, and nothing imports a _private name from a grader module."""
+    local = {p.stem for p in (REPO / "graders").glob("*/*.py")}
+    for path in _grader_files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module in local:
+                assert not node.module.startswith("test_"), f"{path}:{node.lineno} imports the test module {node.module}"
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path}:{node.lineno} imports private {private} from {node.module}"
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert not alias.name.startswith("test_"), f"{path}:{node.lineno} imports the test module {alias.name}"
+
+
+def test_graders_use_the_toolkit_for_errors_and_hypothesis_settings():
+    """`check.expect_raises`, not pytest.raises (it names the unit and the input); the course
+    hypothesis profile, not local phases or health checks (llmlab.testing.strategies)."""
+    for path in _grader_files():
+        text = path.read_text()
+        assert "pytest.raises(" not in text, f"{path}: use check.expect_raises, which names the unit and input"
+        for name in ("HealthCheck", "Phase", "suppress_health_check"):
+            assert name not in text, f"{path}: {name}: the course profile owns it; use strategies.examples(n)"

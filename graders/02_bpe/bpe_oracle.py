@@ -25,6 +25,27 @@ GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|
 _GPT2 = regex.compile(GPT2_PATTERN)
 
 
+# What a pre-tokenizer regex typically misses, each as the pattern that makes the mistake:
+# the graders name the mistake when a student's pieces equal these patterns' pieces.
+PATTERN_MISTAKES = {
+    "the regex misses the contractions ('s 't 're 've 'm 'll 'd come first in the GPT-2 pattern)":
+        GPT2_PATTERN.replace("'s|'t|'re|'ve|'m|'ll|'d|", ""),
+    "letters matched as [a-zA-Z] instead of \\p{L}: non-ASCII letters (é, 東) split off":
+        GPT2_PATTERN.replace(r" ?\p{L}+", " ?[a-zA-Z]+").replace(r"[^\s\p{L}\p{N}]", r"[^\sa-zA-Z\p{N}]"),
+    "no optional leading space (` ?`) before words, numbers and punctuation: spaces become their own pieces":
+        GPT2_PATTERN.replace(" ?", ""),
+    "whitespace matched as \\s+ only: a run of spaces before a word must leave its last space to the word "
+    "(the GPT-2 pattern has \\s+(?!\\S) before \\s+)": GPT2_PATTERN.replace(r"|\s+(?!\S)", ""),
+}
+
+
+def pieces_with(pattern: str, text: str, special_tokens=None) -> list[str]:
+    """pretokenize() with another regex in place of the GPT-2 pattern (for mistakes)."""
+    compiled = regex.compile(pattern)
+    return [q for segment, special in split_specials(text, special_tokens)
+            for q in ([segment] if special else compiled.findall(segment))]
+
+
 def split_specials(text: str, special_tokens) -> list[tuple[str, bool]]:
     """[(segment, is_special)]: leftmost occurrence first, longest special at a position."""
     specials = sorted(set(special_tokens or []), key=len, reverse=True)

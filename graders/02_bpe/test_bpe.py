@@ -53,14 +53,16 @@ def test_pretokenize_golden_cases(impl):
 
 @pytest.mark.points(2)
 def test_pretokenize_matches_gpt2_pattern_on_corpus(impl):
-    text = O.course_training_text(20, 7, "<|endoftext|>") + "  I'm sure they'll go.\n\n\n  Yes!"
+    text = O.course_training_text(20, 7, "<|endoftext|>") + "  I'm sure they'll go.\n\n\n  Yes! Café 東京 2024"
     got = impl.pretokenize(text, ["<|endoftext|>"])
+    regex_mistakes = {name: (lambda pattern=pattern: O.pieces_with(pattern, text, ["<|endoftext|>"]))
+                      for name, pattern in O.PATTERN_MISTAKES.items()}
     check.equal(got, O.pretokenize(text, ["<|endoftext|>"]), unit="pretokenize",
                 case=check.describe(text=text, special_tokens=["<|endoftext|>"]),
                 mistakes={"special tokens dropped from the output (keep them as pre-tokens)":
                           lambda: [p for p in O.pretokenize(text, ["<|endoftext|>"]) if p != "<|endoftext|>"],
                           "special tokens ignored (split by the GPT-2 pattern like text)":
-                          lambda: O.pretokenize(text, [])})
+                          lambda: O.pretokenize(text, []), **regex_mistakes})
 
 
 @pytest.mark.points(3)

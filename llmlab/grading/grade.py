@@ -331,6 +331,7 @@ def _without_slug(topic: dict) -> str:
 
 
 def print_table(console, report: dict) -> None:
+    from rich.markup import escape  # messages hold code such as `x[i]`, which is not markup
     from rich.table import Table
 
     table = Table(title=f"llmlab grade ({report['impl']})")
@@ -350,8 +351,8 @@ def print_table(console, report: dict) -> None:
     console.print(table)
     for topic in report["topics"]:
         if topic["status"] != "ok":
-            console.print(f"[red]{topic['topic']}: {topic['status']}[/red] — {_without_slug(topic)}", soft_wrap=True)
+            console.print(f"[red]{topic['topic']}: {topic['status']}[/red] — {escape(_without_slug(topic))}", soft_wrap=True)
     if report.get("next_todo"):
-        console.print(f"[bold]Next TODO:[/bold] {report['next_todo']}")
+        console.print(f"[bold]Next TODO:[/bold] {escape(report['next_todo'])}", soft_wrap=True)
     elif report["max_score"] > 0:
         console.print("[bold green]Full marks on every graded topic.[/bold green]")

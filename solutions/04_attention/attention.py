@@ -27,8 +27,9 @@ def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """Numerically stable softmax of `x` along `dim`.
 
     Args:
-        x: floating tensor of any shape (float32 or float64). Entries may be -inf (a masked
-            logit); they must not be NaN or +inf.
+        x: floating tensor of any shape (float32 or float64) with at least one entry along
+            `dim` (other axes may be empty). Entries may be -inf (a masked logit); they must
+            not be NaN or +inf.
         dim: the axis to normalise over (negative values count from the end).
 
     Returns:
@@ -137,6 +138,9 @@ class MultiHeadAttention(nn.Module):
     [h*D, (h+1)*D), before out_proj. This is the layout of torch.nn.MultiheadAttention, so a
     module with weights copied from it (in_proj_weight split into q, k, v) computes the same.
 
+    Dtype: computes in the dtype of x and of its parameters (float32, or float64 after
+    `.double()`).
+
     Raises:
         ValueError: if d_model is not divisible by n_heads.
     """
@@ -220,7 +224,8 @@ class FeedForward(nn.Module):
     """Position-wise feed-forward network: down(gelu(up(x))).
 
     Attributes: up = nn.Linear(d_model, d_hidden), down = nn.Linear(d_hidden, d_model), both
-    with bias; the activation is the exact `gelu` above.
+    with bias; the activation is the exact `gelu` above. Computes in the dtype of x and of
+    its parameters (float32, or float64 after `.double()`).
     """
 
     def __init__(self, d_model: int, d_hidden: int):
@@ -247,7 +252,8 @@ class TransformerBlock(nn.Module):
     Attributes: ln1, ln2 = LayerNorm(d_model); attn = MultiHeadAttention(d_model, n_heads)
     (with bias); ffn = FeedForward(d_model, d_hidden); pre_norm (bool).
     With the attention's out_proj and the ffn's down projection zeroed, a pre-norm block is
-    the identity.
+    the identity. Computes in the dtype of x and of its parameters (float32, or float64 after
+    `.double()`).
     """
 
     def __init__(self, d_model: int, n_heads: int, d_hidden: int, pre_norm: bool = True):
