@@ -19,6 +19,8 @@ from pathlib import Path
 
 import nbformat
 
+from llmlab.course import costs
+
 CONFIG = """\
 c = get_config()
 c.CourseDirectory.root = {root!r}
@@ -35,9 +37,14 @@ class NbgraderError(Exception):
     pass
 
 
-def _env() -> dict:
+def _env(threads: int | None = None) -> dict:
+    """nbgrader's environment: this Python's bin/ first on PATH (it shells out to alembic);
+    with `threads`, the thread count of the kernels it starts (when groups run side by side)."""
     bindir = str(Path(sys.executable).parent)
-    return dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+    env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+    if threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    return env
 
 
 def _course(tmp: Path, source: Path, timeout: int) -> Path:
@@ -48,9 +55,9 @@ def _course(tmp: Path, source: Path, timeout: int) -> Path:
     return course
 
 
-def _nbgrader(course: Path, *args: str) -> None:
+def _nbgrader(course: Path, *args: str, threads: int | None = None) -> None:
     cmd = [sys.executable, "-m", "nbgrader", *args, "--force"]
-    proc = subprocess.run(cmd, cwd=course, env=_env(), capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=course, env=_env(threads), capture_output=True, text=True)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-20:])
         raise NbgraderError(f"`nbgrader {' '.join(args)}` failed:\n{tail}")
@@ -122,28 +129,60 @@ def _collect_submissions(submissions: Path, names: list[str]) -> dict[str, dict[
     return found
 
 
-def autograde(built: Path, submissions: Path, timeout: int = 300) -> dict:
+def autograde(built: Path, submissions: Path, timeout: int = 300, jobs: int = 2) -> dict:
     """Grade every submitted notebook; returns {"students": [report per student]} where each
-    student's report has the JSON shape of `llmlab grade`."""
-    from nbgrader.api import Gradebook
+    student's report has the JSON shape of `llmlab grade`.
+
+    The submitted notebooks are split into `jobs` groups, each graded by nbgrader in a course
+    folder (and gradebook) of its own, the groups at the same time; the reports are merged."""
+    from concurrent.futures import ThreadPoolExecutor
 
     names = assignments(built)
     subs = _collect_submissions(submissions, names)
+    work = [(student, name, path) for student, notebooks in subs.items() for name, path in sorted(notebooks.items())]
+    groups = [work[i::max(1, jobs)] for i in range(max(1, jobs))]
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+        parts = list(pool.map(lambda group: _autograde_group(built, group, timeout, threads), [g for g in groups if g]))
+    merged: dict[str, dict] = {}
+    for part in parts:
+        for report in part:
+            into = merged.setdefault(report["student"], {**report, "topics": [], "score": 0.0, "max_score": 0.0})
+            into["topics"].extend(report["topics"])
+    for report in merged.values():
+        report["topics"].sort(key=lambda t: t["topic"])
+        report["score"] = sum(t["score"] for t in report["topics"])
+        report["max_score"] = sum(t["max_score"] for t in report["topics"])
+    return {"students": [merged[student] for student in subs if student in merged]}
+
+
+def _autograde_group(built: Path, group: list[tuple[str, str, Path]], timeout: int, threads: int | None) -> list[dict]:
+    """nbgrader autograde of (student, assignment, notebook) triples in one course folder."""
+    import time
+
+    from nbgrader.api import Gradebook
+
+    start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="llmlab-nbgrader-") as tmp:
         course = _course(Path(tmp), built, timeout)
         _nbgrader(course, "generate_assignment", "*")
-        for student, notebooks in subs.items():
-            for name, path in notebooks.items():
-                target = course / "submitted" / student / name / f"{name}.ipynb"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, target)
+        students: dict[str, dict[str, Path]] = {}
+        for student, name, path in group:
+            target = course / "submitted" / student / name / f"{name}.ipynb"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+            students.setdefault(student, {})[name] = path
         with Gradebook("sqlite:///" + str(Path(tmp) / "gradebook.db")) as gb:
-            for student in subs:
+            for student in students:
                 gb.update_or_create_student(student)
-        _nbgrader(course, "autograde", "*")  # every submitted assignment of every student
+        _nbgrader(course, "autograde", "*", threads=threads)  # every submitted assignment of every student
         with Gradebook("sqlite:///" + str(Path(tmp) / "gradebook.db")) as gb:
-            return {"students": [_student_report(gb, student, notebooks, course / "autograded" / student)
-                                 for student, notebooks in subs.items()]}
+            reports = [_student_report(gb, student, notebooks, course / "autograded" / student)
+                       for student, notebooks in students.items()]
+    share = (time.monotonic() - start) / len(group)
+    for _, name, _ in group:
+        costs.record(name, share)
+    return reports
 
 
 def cell_messages(notebook: Path) -> dict[str, str]:
