@@ -109,3 +109,9 @@ def test_maintainer_commands_refuse_inside_a_bundle(synced_course, tmp_path, mon
     out = " ".join(capsys.readouterr().out.split())
     assert "is a course maintainer's command and needs solutions/" in out and "llmlab grade" in out
     assert not (bundle / "elsewhere").exists()
+
+
+def test_doctor_finds_nothing_wrong_with_the_course_set_up(monkeypatch, capsys):
+    """Every module doctor checks is a dependency of pyproject.toml, installed by the set-up."""
+    monkeypatch.setenv("LLMLAB_ROOT", str(REPO))
+    assert main(["doctor"]) == 0, capsys.readouterr().out

@@ -12,7 +12,7 @@ from pathlib import Path
 from llmlab.course import loader, paths, topics
 
 TORCH_VERSION = "2.13.0"
-MODULES = ["numpy", "scipy", "pytest", "pytest_timeout", "hypothesis", "regex", "tiktoken", "rich",
+MODULES = ["numpy", "scipy", "pytest", "hypothesis", "regex", "tiktoken", "rich",
            "tqdm", "matplotlib", "nbformat", "nbclient", "jupytext", "nbgrader"]
 
 
