@@ -114,9 +114,6 @@ class Integrity:
 
     def __init__(self, ignore: frozenset[str] = frozenset()) -> None:
         self.ignore = ignore  # "module.name"s that the host legitimately replaces
-        # torch._dynamo wraps some torch functions (torch.manual_seed) when first imported,
-        # which any torch.optim optimizer does: import it now so the snapshot sees its wrappers.
-        importlib.import_module("torch._dynamo")
         self.owners = []
         for name in WATCHED:
             try:
@@ -133,7 +130,11 @@ class Integrity:
         for label, owner, saved in self.saved:
             current = vars(owner)
             for key, value in saved.items():
-                if current.get(key, _MISSING) is not value and f"{label}.{key}" not in self.ignore:
+                now = current.get(key, _MISSING)
+                if now is not value and _torch_wraps(now, value):
+                    saved[key] = now  # torch's own wrapper, installed late: the new normal
+                    continue
+                if now is not value and f"{label}.{key}" not in self.ignore:
                     changed.append(f"{label}.{key}")
                     try:
                         setattr(owner, key, value)
@@ -143,6 +144,19 @@ class Integrity:
 
 
 _MISSING = object()
+
+
+def _torch_wraps(now, original) -> bool:
+    """torch wraps a few of its own functions when a submodule is first imported (torch._dynamo,
+    which any optimizer imports, wraps torch.manual_seed): a wrapper written inside torch
+    around the original is not tampering. Checked by where its code lives, so a student's
+    functools.wraps does not pass for one. (Importing torch._dynamo up front instead cost
+    every grading child about two seconds.)"""
+    import torch
+
+    code = getattr(now, "__code__", None)
+    return (getattr(now, "__wrapped__", None) is original and code is not None
+            and Path(code.co_filename).resolve().is_relative_to(Path(torch.__file__).resolve().parent))
 
 
 def read_key() -> bytes | None:
