@@ -26,7 +26,8 @@ FULL_COURSE = 23
 JOBS = 2  # topics at a time in the gates that parallelise (2 cores)
 
 GATES = [
-    ("1", "harness tests", [sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider", "-n", str(JOBS)]),
+    ("1", "harness tests", [sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider", "-n", str(JOBS),
+                           "--dist", "worksteal"]),  # long tests are uneven: idle workers take over queued ones
     ("2", "solutions get full marks", ["llmlab", "grade", "--impl", "solutions", "--strict", "--quiet",
                                        "--jobs", str(JOBS), "--json", str(BUILD / "grade-solutions.json"),
                                        "--junit", str(BUILD / "grade-solutions.xml")]),

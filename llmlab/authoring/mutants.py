@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -163,22 +164,57 @@ def _run_worker(topic: topics.Topic, spec_file: Path, specs: list[dict]) -> list
     return verdicts
 
 
+def _words(name: str) -> set[str]:
+    """'MultiHeadAttention.forward' -> {'multiheadattention', 'multi', 'attention', 'forward'}:
+    the whole names and the first and last words, lower case."""
+    found = set()
+    for part in name.split("."):
+        words = [w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", part)]
+        found |= {part.lower().replace("_", "")} | ({words[0], words[-1]} if words else set())
+    return {w for w in found if len(w) > 2}
+
+
+def tests_of_edited_units(topic: topics.Topic, edits: list[Edit]) -> list[str]:
+    """The grader tests whose names mention a unit an edit falls in (`test_layernorm_*` for
+    an edit inside LayerNorm.forward): where a mistake is most likely caught first."""
+    from llmlab.authoring.sync import units_by_line
+    from llmlab.grading.inprocess import grader_locations
+
+    keys: set[str] = set()
+    for edit in edits:
+        path = topic.solutions / edit.file
+        source = path.read_text()
+        at = source.find(edit.find)
+        if at >= 0:
+            unit = units_by_line(source, path).get(source.count("\n", 0, at) + 1)
+            keys |= _words(unit) if unit else set()
+    return [t for t in grader_locations(topic) if any(k in t[len("test_"):].replace("_", "") for k in keys)]
+
+
 def judge(topic: topics.Topic, spec: dict, test_timeout: float | None = None) -> Verdict:
     """Apply one item to a copy of the reference and run the graders on it (in this process).
 
     A mutant's run ends at the first failure that names it (or at the first failure when it
-    requires no message); a variant's at its first failure."""
+    requires no message); a variant's at its first failure. The tests of the edited units
+    run first; the others only when those did not settle the verdict."""
     from llmlab.course import loader
     from llmlab.grading.inprocess import run_tests
 
     is_mutant = spec["kind"] == "mutant"
     message = spec.get("message")
+    stop_on = (lambda m: message in m) if is_mutant and message else (lambda m: True)
+    edits = [Edit(**e) for e in spec["edits"]]
+    first = tests_of_edited_units(topic, edits)
     with tempfile.TemporaryDirectory(prefix="llmlab-mutant-") as tmp:
-        folder = apply(topic, [Edit(**e) for e in spec["edits"]], Path(tmp))
+        folder = apply(topic, edits, Path(tmp))
         try:
             impl = loader.load(topic, folder)
-            results = run_tests(topic, impl, stop_on=(lambda m: message in m) if is_mutant and message else (lambda m: True),
-                                timeout=test_timeout)
+            results = run_tests(topic, impl, first, stop_on=stop_on, timeout=test_timeout) if first else {}
+            settled = any(outcome not in ("passed", "skipped") and stop_on(msg) for outcome, msg in results.values())
+            if not settled:
+                rest = [t for t in _all_tests(topic) if t not in results]
+                if rest:
+                    results.update(run_tests(topic, impl, rest, stop_on=stop_on, timeout=test_timeout))
         except loader.ImplementationError as exc:
             results = {"(import)": ("failed", str(exc))}
     failed = {name: msg for name, (outcome, msg) in results.items() if outcome not in ("passed", "skipped")}
@@ -234,6 +270,12 @@ def main(selected: list[topics.Topic], console, variants_only: bool = False, mut
             console.print(table)
     console.print("all mutants caught, all variants accepted" if not bad else f"[red]{bad} problems[/red]")
     return 1 if bad else 0
+
+
+def _all_tests(topic: topics.Topic) -> list[str]:
+    from llmlab.grading.inprocess import grader_locations
+
+    return list(grader_locations(topic))
 
 
 def _worker(spec_file: str) -> None:

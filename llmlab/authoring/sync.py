@@ -54,7 +54,7 @@ def solution_lines(source: str) -> set[int]:
     return lines
 
 
-def _units(source: str, path: Path) -> dict[int, str]:
+def units_by_line(source: str, path: Path) -> dict[int, str]:
     """Map each line number (1-based) to the innermost 'Class.function' that contains it."""
     try:
         tree = ast.parse(source, filename=str(path))
@@ -79,7 +79,7 @@ def _units(source: str, path: Path) -> dict[int, str]:
 
 def make_skeleton(source: str, path: Path, slug: str) -> str:
     """The exercise version of a solution file."""
-    units = _units(source, path)
+    units = units_by_line(source, path)
     out: list[str] = []
     lines = source.splitlines(keepends=True)
     i = 0

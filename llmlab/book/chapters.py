@@ -125,7 +125,7 @@ def _grade_cell(topic: topics.Topic, tests: list[str]) -> tuple[str, float]:
     missing = [t for t in tests if t not in where]
     if missing:
         raise ChapterError(f"{topic.slug}: grade cell names unknown tests {missing}")
-    points = _points(topic)
+    points = points_by_test(topic)
     public = [t for t in tests if not Path(where[t]).stem.endswith("_hidden")]
     hidden = [t for t in tests if t not in public]
     lines = ["from llmlab.book.notebook import run_graders", ""]
@@ -146,13 +146,18 @@ def grade_cell_tests(source: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def _points(topic: topics.Topic) -> dict[str, float]:
-    """Points of each grader test function, from pytest's own collection: a parametrized
-    test is worth the points of all its cases, exactly as `pytest` and `llmlab grade` count."""
+def _collected(root: str) -> dict[str, list[dict]]:
+    """Every topic's tests with their points, from one pytest collection of the course at `root`."""
     from llmlab.grading import grade
 
+    return grade.collect(topics.available())
+
+
+def points_by_test(topic: topics.Topic) -> dict[str, float]:
+    """Points of each grader test function, from pytest's own collection: a parametrized
+    test is worth the points of all its cases, exactly as `pytest` and `llmlab grade` count."""
     points: dict[str, float] = {}
-    for test in grade.collect([topic])[topic.slug]:
+    for test in _collected(str(paths.root()))[topic.slug]:
         name = test["id"].split("::")[-1].split("[")[0]
         points[name] = points.get(name, 0.0) + float(test["points"])
     return points
