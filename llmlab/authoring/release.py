@@ -19,7 +19,7 @@ from pathlib import Path
 
 from llmlab.authoring import sync
 from llmlab.course import paths, topics
-from llmlab.course.loader import RECORD
+from llmlab.course.loader import RECORD, digest
 
 TOP_FILES = ["conftest.py", "pyproject.toml", "Makefile", "install.py", ".gitignore"]
 GRADER_EXCLUDE = ("mutants.py", "fixtures.py")
@@ -78,7 +78,7 @@ def _write_bundle(out: Path, root: Path, selected: list[topics.Topic]) -> None:
             dest = out / "exercises" / topic.slug / path.name
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_text(text)
-            record[f"{topic.slug}/{path.name}"] = sync.digest(text)
+            record[f"{topic.slug}/{path.name}"] = digest(text)
         gdest = out / "graders" / topic.slug
         gdest.mkdir(parents=True, exist_ok=True)
         for path in sorted(topic.graders.iterdir()):

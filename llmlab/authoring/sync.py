@@ -15,13 +15,12 @@ no longer matches it was edited (by a student) and is never overwritten without 
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmlab.course import paths, topics
-from llmlab.course.loader import RECORD
+from llmlab.course.loader import RECORD, digest
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
@@ -108,10 +107,6 @@ def make_skeleton(source: str, path: Path, slug: str) -> str:
         out.append(f'{indent}raise NotImplementedError("TODO {slug}: {unit}")\n')
         i = j + 1
     return "".join(out)
-
-
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass

@@ -8,6 +8,7 @@ write `impl.softmax(x)` whatever file `softmax` lives in.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import sys
@@ -25,14 +26,29 @@ class ImplementationError(Exception):
     """The implementation folder cannot be used (missing, or a file fails to import)."""
 
 
+def digest(text: str) -> str:
+    """The hash the exercises record keeps of a file's text."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _record() -> dict[str, str]:
+    try:
+        return json.loads((paths.exercises_dir() / RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def edited_modules(topic: Topic) -> list[Path]:
+    """The topic's exercise files whose text differs from what was generated: the student's work."""
+    record = _record()
+    return [path for path in sorted(topic.exercises.glob("*.py"))
+            if f"{topic.slug}/{path.name}" in record and record[f"{topic.slug}/{path.name}"] != digest(path.read_text())]
+
+
 def expected_modules(topic: Topic) -> list[str]:
     """The module files a topic's implementation holds (e.g. ["attention.py"]), as recorded
     when its skeleton was written; empty when no record exists."""
-    try:
-        record = json.loads((paths.exercises_dir() / RECORD).read_text())
-    except (OSError, ValueError):
-        return []
-    names = [key.split("/", 1)[1] for key in record if key.startswith(f"{topic.slug}/")]
+    names = [key.split("/", 1)[1] for key in _record() if key.startswith(f"{topic.slug}/")]
     return sorted(n for n in names if not n.startswith("test_"))
 
 

@@ -64,16 +64,16 @@ def record(report: dict) -> None:
 
 
 def working_on(selected: list[topics.Topic]) -> topics.Topic | None:
-    """The topic whose exercise files the student changed last, among those with TODOs
-    left or below full marks: where the next TODO should come from."""
+    """The topic the student is working on: among those with TODOs left or below full marks,
+    the one whose edited exercise file changed last; None when nothing is edited yet (then
+    the next TODO comes in course order)."""
     scores = last_scores()
     best, newest = None, -1.0
     for topic in selected:
         score = scores.get(topic.slug)
         if not remaining_todos(topic) and score and score[0] >= score[1]:
             continue
-        files = [p for p in topic.exercises.glob("*.py") if not p.name.startswith("test_")]
-        stamp = max((p.stat().st_mtime for p in files), default=-1.0)
+        stamp = max((p.stat().st_mtime for p in loader.edited_modules(topic)), default=-1.0)
         if stamp > newest:
             best, newest = topic, stamp
     return best
