@@ -111,10 +111,11 @@ def run_topic(topic: topics.Topic, folder: Path, tests: list[dict], time_limit: 
                           "--runslow", "--llmlab-report", str(report_file), f"--timeout={test_timeout:g}")
         key_file = Path(tmp) / "key"
         key_file.write_bytes(key)  # the child reads and deletes it before any student code runs
-        env = dict(os.environ, **{sandbox.KEY_ENV: str(key_file)})
+        options = limits.popen_options(memory_mb)
+        options["env"][sandbox.KEY_ENV] = str(key_file)
         status, detail = "ok", ""
         proc = subprocess.Popen(cmd, cwd=paths.root(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env, **limits.popen_options(memory_mb))
+                                stdin=subprocess.DEVNULL, **options)
         output = _CappedOutput(proc.stdout)
         try:
             code = proc.wait(timeout=time_limit)

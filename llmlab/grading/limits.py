@@ -39,14 +39,20 @@ def notes(memory_mb: int) -> list[str]:
     return found
 
 
-def _apply(memory_mb: int) -> None:
-    """Runs in the child before it starts (POSIX preexec_fn)."""
-    os.setsid()  # own process group: a timeout kills the topic's whole tree
-    if resource is None:
+MEMORY_ENV = "LLMLAB_MEMORY_MB"  # the child's memory cap, applied by the child itself
+
+
+def apply_in_child() -> None:
+    """In the grading child, before any student code runs: no core dumps, and the memory cap
+    the parent asked for (where the platform enforces one). Set here rather than in a
+    preexec_fn, which is not safe while the parent runs threads (it grades topics in
+    parallel and drains each child's output in a thread)."""
+    memory_mb = os.environ.pop(MEMORY_ENV, None)
+    if resource is None or memory_mb is None:
         return
     limits = [("RLIMIT_CORE", 0)]
     if memory_cap_supported():
-        limits.append(("RLIMIT_AS", memory_mb * 1024 * 1024))
+        limits.append(("RLIMIT_AS", int(memory_mb) * 1024 * 1024))
     for name, value in limits:
         try:
             resource.setrlimit(getattr(resource, name), (value, value))
@@ -55,12 +61,15 @@ def _apply(memory_mb: int) -> None:
 
 
 def popen_options(memory_mb: int) -> dict:
-    """Keyword arguments for subprocess.Popen that put the child under its limits."""
+    """Keyword arguments for subprocess.Popen: the child's own session (a timeout kills the
+    topic's whole tree) or, on Windows, its own process group; and its memory cap, passed
+    in the environment for apply_in_child."""
+    env = {**os.environ, MEMORY_ENV: str(memory_mb)}
     if hasattr(os, "setsid"):
-        return {"preexec_fn": lambda: _apply(memory_mb)}
+        return {"start_new_session": True, "env": env}
     if os.name == "nt":
-        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-    return {}
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP, "env": env}
+    return {"env": env}
 
 
 def kill_tree(proc: subprocess.Popen) -> None:

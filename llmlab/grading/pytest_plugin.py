@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from llmlab.course import loader, paths, topics
-from llmlab.grading import sandbox
+from llmlab.grading import limits, sandbox
 from llmlab.grading.timeouts import Alarm, TestTimeout
 from llmlab.testing.check import GradingFailure
 
@@ -303,6 +303,7 @@ class _GradingGuard:
             return None
         if key is None:
             raise pytest.UsageError("--llmlab-report is used by `llmlab grade`; run that instead")
+        limits.apply_in_child()  # memory cap and no core dumps, before any student code
         report = open(target, "w", buffering=1)  # opened before the audit hook forbids it
         guard = cls(report, key, sandbox.Integrity())
         sandbox.install_audit_hook(sandbox.protected_paths(paths.root()) + [Path(target)])
