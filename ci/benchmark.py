@@ -16,7 +16,6 @@ import importlib.util
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from llmlab.course import loader, paths, topics
 from llmlab.lib import corpus

@@ -29,7 +29,6 @@ import nbformat
 from llmlab.authoring import mutants
 from llmlab.book import chapters, execute, nbgrade
 from llmlab.course import paths, topics
-from llmlab.grading import grade
 
 
 def failing_tests(topic: topics.Topic, mutant: mutants.Mutant) -> set[str]:

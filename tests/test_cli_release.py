@@ -1,17 +1,11 @@
 """The command line, and the student bundle made by `llmlab release`."""
 
-import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from llmlab.authoring import release
 from llmlab.cli import build_parser, main
-from llmlab.course import topics
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from llmlab.authoring import release, sync
-from llmlab.course import paths, topics
+from llmlab.course import topics
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -77,9 +77,7 @@ def hostile_course(course):
           "import pytest\nfrom llmlab.testing import check\n\n@pytest.mark.points(1)\ndef test_calm(impl):\n"
           "    check.equal(impl.answer(), 42, unit='answer')\n")
     write(course / "solutions/02_calm/calm.py", "def answer():\n    return 42\n")
-    from llmlab.authoring import fixtures
-    from llmlab.authoring import sync
-    from llmlab.testing import reference
+    from llmlab.authoring import fixtures, sync
     sync.sync(topics.available())
     fixtures.write(topics.resolve("01_toy"))
     return course
@@ -171,14 +169,11 @@ def test_forged_results_are_detected(hostile_course, tmp_path):
 
 
 def test_echoing_reference_data_does_not_reach_full_marks(course, tmp_path):
-    from llmlab.authoring import fixtures
-    from llmlab.authoring import sync
-    from llmlab.testing import reference
+    from llmlab.authoring import fixtures, sync
     sync.sync(topics.available())
     fixtures.write(topics.resolve("01_toy"))
     echo = textwrap.dedent('''
         import torch
-        from llmlab.authoring import fixtures
         from llmlab.testing import reference
         def double(x):
             ref = reference.load("01_toy", "double")

@@ -1,7 +1,5 @@
 """`llmlab mutate`: automatic mutants of the solution regions, judged by the graders."""
 
-from pathlib import Path
-
 from conftest import write
 from llmlab.authoring import mutate
 from llmlab.course import topics

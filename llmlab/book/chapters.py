@@ -119,8 +119,6 @@ def _include(topic: topics.Topic, spec: str, used: dict[tuple[str, str], int]) -
 
 
 def _grade_cell(topic: topics.Topic, tests: list[str]) -> tuple[str, float]:
-    import pytest  # noqa: F401  (markers are read from the grader source below)
-
     where = grader_locations(topic)
     missing = [t for t in tests if t not in where]
     if missing:
