@@ -198,7 +198,7 @@ def judge(topic: topics.Topic, spec: dict, test_timeout: float | None = None) ->
     requires no message); a variant's at its first failure. The tests of the edited units
     run first; the others only when those did not settle the verdict."""
     from llmlab.course import loader
-    from llmlab.grading.inprocess import run_tests
+    from llmlab.grading.inprocess import grader_locations, run_tests
 
     is_mutant = spec["kind"] == "mutant"
     message = spec.get("message")
@@ -212,7 +212,7 @@ def judge(topic: topics.Topic, spec: dict, test_timeout: float | None = None) ->
             results = run_tests(topic, impl, first, stop_on=stop_on, timeout=test_timeout) if first else {}
             settled = any(outcome not in ("passed", "skipped") and stop_on(msg) for outcome, msg in results.values())
             if not settled:
-                rest = [t for t in _all_tests(topic) if t not in results]
+                rest = [t for t in grader_locations(topic) if t not in results]
                 if rest:
                     results.update(run_tests(topic, impl, rest, stop_on=stop_on, timeout=test_timeout))
         except loader.ImplementationError as exc:
@@ -270,12 +270,6 @@ def main(selected: list[topics.Topic], console, variants_only: bool = False, mut
             console.print(table)
     console.print("all mutants caught, all variants accepted" if not bad else f"[red]{bad} problems[/red]")
     return 1 if bad else 0
-
-
-def _all_tests(topic: topics.Topic) -> list[str]:
-    from llmlab.grading.inprocess import grader_locations
-
-    return list(grader_locations(topic))
 
 
 def _worker(spec_file: str) -> None:
