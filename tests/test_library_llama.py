@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from llmlab.lib import llama
+from llmlab.lib.train import evaluate_lm
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -156,7 +157,7 @@ def test_checkpoint_loads_and_predicts_held_out_text_with_its_recorded_loss():
     assert sum(p.numel() * 4 for p in model.parameters()) < 2_000_000, "checkpoint over the 2 MB budget"
     from llmlab.lib.corpus import course_corpus, train_val_split
     _, val = train_val_split(course_corpus(), info["training"]["val_fraction"])
-    loss = llama.evaluate_loss(model, codec.encode(val))
+    loss = evaluate_lm(model, codec.encode(val), model.config.block_size)
     assert loss == pytest.approx(info["val_loss"], abs=2e-4)
     assert loss < 0.5 * info["first_loss"], "the checkpoint is not trained"
 

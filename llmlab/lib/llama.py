@@ -33,6 +33,7 @@ from llmlab.course import paths
 from llmlab.lib.corpus import course_corpus, train_val_split
 from llmlab.lib.nn import init_gpt_weights, scaled_init_std
 from llmlab.lib.text import CharCodec
+from llmlab.lib.train import evaluate_lm, train_lm
 
 CHECKPOINT_TOPIC = "06_llama"     # reference/06_llama/tiny_llama.npz and tiny_llama_config.json
 
@@ -182,31 +183,6 @@ CHECKPOINT_TRAINING = dict(seed=0, steps=400, batch_size=16, lr=3e-3, min_lr=3e-
                            weight_decay=0.1, val_fraction=0.1)
 
 
-def _lr_at(step: int, t: dict) -> float:
-    """Linear warmup, then cosine decay to min_lr (the schedule chapter 09 teaches)."""
-    if step < t["warmup"]:
-        return t["lr"] * (step + 1) / t["warmup"]
-    progress = (step - t["warmup"]) / max(1, t["steps"] - t["warmup"])
-    return t["min_lr"] + 0.5 * (t["lr"] - t["min_lr"]) * (1 + math.cos(math.pi * progress))
-
-
-def _batch(data: torch.Tensor, batch_size: int, T: int, g: torch.Generator):
-    start = torch.randint(0, len(data) - T - 1, (batch_size,), generator=g)
-    rows = torch.stack([data[s:s + T + 1] for s in start.tolist()])            # (B, T+1)
-    return rows[:, :-1], rows[:, 1:]
-
-
-@torch.no_grad()
-def evaluate_loss(model: TinyLlama, data: torch.Tensor) -> float:
-    """Mean next-token cross-entropy of `data` (1-D ids), in non-overlapping block_size windows."""
-    T = model.config.block_size
-    n = (len(data) - 1) // T
-    x = data[:n * T].view(n, T)
-    y = data[1:n * T + 1].view(n, T)
-    model.eval()
-    return float(model(x, y)[1])
-
-
 def train_tiny_llama() -> tuple[dict[str, torch.Tensor], dict]:
     """Train the course's tiny character-level LLaMA on the course corpus, reproducibly.
 
@@ -223,25 +199,14 @@ def train_tiny_llama() -> tuple[dict[str, torch.Tensor], dict]:
     with torch.random.fork_rng():
         torch.manual_seed(t["seed"])
         model = TinyLlama(config).double()
-    g = torch.Generator().manual_seed(t["seed"])
-    opt = torch.optim.AdamW(model.parameters(), lr=t["lr"], betas=(0.9, 0.95), weight_decay=t["weight_decay"])
-    losses = []
-    model.train()
-    for step in range(t["steps"]):
-        for group in opt.param_groups:
-            group["lr"] = _lr_at(step, t)
-        x, y = _batch(train, t["batch_size"], config.block_size, g)
-        loss = model(x, y)[1]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        losses.append(loss.item())
+    losses = train_lm(model, train, t["steps"], batch_size=t["batch_size"], block_size=config.block_size,
+                      lr=t["lr"], min_lr=t["min_lr"], warmup=t["warmup"], weight_decay=t["weight_decay"],
+                      generator=torch.Generator().manual_seed(t["seed"]))
     state = {k: v.float() for k, v in model.state_dict().items()}
     model.float().load_state_dict(state)
     info = {"config": asdict(config), "chars": codec.chars, "training": dict(t),
             "first_loss": round(losses[0], 4), "final_train_loss": round(sum(losses[-20:]) / 20, 4),
-            "val_loss": round(evaluate_loss(model, val), 4)}
+            "val_loss": round(evaluate_lm(model, val, config.block_size), 4)}
     return state, info
 
 
