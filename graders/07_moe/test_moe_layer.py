@@ -45,7 +45,7 @@ def _moe(impl, *, C=6, E=4, k=2, H=8, cf=None, shared=False, normalize=True, see
 
 
 def _oracle(moe, cfg, x, **mistake):
-    return O.moe_loop(O.moe_params(moe), x, bias=moe.router.expert_bias.detach().clone(), **cfg, **mistake)
+    return O.moe_loop(O.moe_params(moe), x, bias=moe.router.expert_bias.detach().clone(), **(cfg | mistake))
 
 
 def _output_mistakes(moe, cfg, x):
