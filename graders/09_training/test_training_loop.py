@@ -83,13 +83,14 @@ def test_train_step_accumulation_equals_one_batch(impl):
     opt = CountingSGD(model.parameters(), lr=0.1)
     loss = impl.train_step(model, opt, _ce_loss, micro)
     case = "4 micro-batches of 4 rows vs one batch of 16; nn.Linear(5, 3) float64, SGD(lr=0.1)"
+    check.equal(opt.steps, 1, unit=STEP, case=case, what="number of optimizer.step() calls",
+                mistakes={"optimizer stepped after every micro-batch": 4,
+                          "optimizer stepped after every micro-batch and once more at the end": 5})
     check.close(_grads(model), expected_grad, unit=STEP, case=case, kind="gradient",
                 what="accumulated gradient (must equal the gradient of the whole batch)",
                 mistakes={"accumulation without dividing by the number of micro-batches": expected_grad * 4,
                           "gradients cleared inside the loop: only the last micro-batch counts": last / 4,
                           "only the last micro-batch counts, not divided": last})
-    check.equal(opt.steps, 1, unit=STEP, case=case, what="number of optimizer.step() calls",
-                mistakes={"optimizer stepped after every micro-batch": 4})
     check.close(torch.cat([p.detach().reshape(-1) for p in model.parameters()]), start - 0.1 * expected_grad, unit=STEP,
                 case=case, kind="gradient", what="parameters after the step")
     with torch.no_grad():                                          # the losses at the parameters before the step
@@ -277,7 +278,7 @@ def test_checkpoint_resume_reproduces_next_step(impl):
             expected.append(O.flat_params(model))
         torch.manual_seed(999)                                        # another run's RNG
         fresh = O.DropoutNet(2).train()
-        fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=0.5)     # hyperparameters come from the file
+        fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=0.02, weight_decay=0.1)   # no state yet
         step = impl.load_checkpoint(path, fresh, fresh_opt)
         check.equal(step, 3, unit="load_checkpoint", what="returned step")
         case = "DropoutNet (dropout 0.5) + torch.optim.AdamW, saved after 3 steps, resumed into fresh objects"

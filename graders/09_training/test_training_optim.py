@@ -152,10 +152,18 @@ def test_adamw_reads_lr_from_param_groups_every_step(impl):
         return 0.08 * (step + 1) / 5 if step < 5 else 0.01 + 0.07 * 0.5 * (1 + math.cos(math.pi * (step - 5) / 25))
     steps, seed = 30, 5
     torch_run, after_run = _oracles(seed, steps, lr_at=lr_at)
-    actual = O.trajectory(lambda pb: impl.AdamW(pb.groups()), seed, steps, lr_at=lr_at, run=_guarded)
-    first = O.trajectory(lambda pb: torch.optim.AdamW(pb.groups(lr=lr_at(0))), seed, steps)
+    actual = O.trajectory(lambda pb: impl.AdamW(pb.groups(), lr=lr_at(0)), seed, steps, lr_at=lr_at, run=_guarded)
+
+    def constant_lr():
+        def make(pb):
+            groups = pb.groups()
+            for g in groups:
+                g["lr"] = lr_at(0)
+            return torch.optim.AdamW(groups)
+        return O.trajectory(make, seed, steps)
+
     O.check_against_orderings(actual, torch_run, after_run, case=f"Problem(seed={seed}), lr changed before every step",
-                            mistakes={"lr read once at construction, not from param_groups at every step": first})
+                            mistakes={"lr read once at construction, not from param_groups at every step": constant_lr})
 
 
 @pytest.mark.points(2)
