@@ -160,17 +160,6 @@ def _classifier(impl, seed, n_classes=3, dropout=0.0):
 
 @pytest.mark.points(2)
 def test_cls_classifier_matches_oracle(impl):
-    rec = reference.load(O.TOPIC, "classifier")
-    clf = impl.ClsClassifier(8, 3)
-    state = {k[len("param."):]: v for k, v in rec.items() if k.startswith("param.")}
-    try:
-        clf.load_state_dict(state)
-    except RuntimeError as exc:
-        check.fail("ClsClassifier.__init__", "the reference state dict does not load", str(exc).splitlines()[0][:300],
-                   "attributes: pooler, drop, out")
-    clf.eval()
-    check.close(clf(rec["hidden"]), rec["logits"], unit=C_, kind="matmul", case=check.describe(hidden=rec["hidden"]),
-                what="logits of the reference classifier")
     for seed, (B, T, n) in ((110, (4, 6, 3)), (111, (1, 1, 1)), (112, (3, 2, 5))):
         clf = _classifier(impl, seed, n)
         p = _params(clf)
@@ -181,6 +170,17 @@ def test_cls_classifier_matches_oracle(impl):
             "last position read instead of the [CLS] position 0": lambda: O.classifier_oracle(p, hidden, "last"),
             "tanh of the pooler missing": lambda: F.linear(F.linear(hidden[:, 0], p["pooler.weight"], p["pooler.bias"]),
                                                            p["out.weight"], p["out.bias"])})
+    rec = reference.load(O.TOPIC, "classifier")
+    ref_clf = impl.ClsClassifier(8, 3)
+    state = {k[len("param."):]: v for k, v in rec.items() if k.startswith("param.")}
+    try:
+        ref_clf.load_state_dict(state)
+    except RuntimeError as exc:
+        check.fail("ClsClassifier.__init__", "the reference state dict does not load", str(exc).splitlines()[0][:300],
+                   "attributes: pooler, drop, out")
+    ref_clf.eval()
+    check.close(ref_clf(rec["hidden"]), rec["logits"], unit=C_, kind="matmul", case=check.describe(hidden=rec["hidden"]),
+                what="logits of the reference classifier")
     names = sorted(p)
     check.grads(lambda h, *ps: functional_call(clf, dict(zip(names, ps)), (h,)),
                 lambda h, *ps: O.classifier_oracle(dict(zip(names, ps)), h), [hidden] + [p[n] for n in names],
@@ -220,3 +220,13 @@ def test_cls_classifier_contract(impl):
     torch.manual_seed(0)
     check.that(not torch.equal(clf(hidden), clf(hidden)), C_,
                "two train-mode calls with dropout=0.5 are identical: apply drop after the tanh")
+    # Dropout sits between the tanh and `out`: with the same seed, nn.Dropout there draws the
+    # same mask as this oracle does.
+    p = _params(clf)
+    torch.manual_seed(7)
+    out = clf(hidden)
+    torch.manual_seed(7)
+    pooled = torch.tanh(F.linear(hidden[:, 0], p["pooler.weight"], p["pooler.bias"]))
+    expected = F.linear(F.dropout(pooled, 0.5, training=True), p["out.weight"], p["out.bias"])
+    check.close(out, expected, unit=C_, kind="matmul", case=check.describe(hidden=hidden, dropout=0.5),
+                what="train-mode logits (dropout applied to tanh(pooler(hidden[:, 0])), before `out`)")
