@@ -27,7 +27,7 @@ MUTANTS = [
            find="keep = t != ignore_index ", replace="keep = t != -100 ",
            message="ignore_index argument ignored"),
     Mutant("out-of-range targets not rejected", F,
-           find="if bool(((t[keep] < 0) | (t[keep] >= V)).any()):", replace="if False:"),
+           find="if bool(bad.any()):", replace="if False:"),
 
     # ---- AdamW
     Mutant("Adam + L2: weight decay added to the gradient", F,
@@ -192,4 +192,12 @@ VARIANTS = [
 
 # Survivors of `llmlab mutate 09_training` that compute what the solution computes for every
 # input the docstrings allow (the key is the id the command prints).
-EQUIVALENT = {}
+_TWO_D = ("z and t are reshaped to (N, V) and (N,) just above, so on these 2-D tensors dim=1 is dim=-1 "
+           "(and squeeze(1) is squeeze(-1))")
+EQUIVALENT = {
+    "training.py: `-` -> `` in `m = z.max(dim=-1, keepdim=True).values.detach()`": _TWO_D,
+    "training.py: `-` -> `` in `lse = m.squeeze(-1) + torch.log(torch.exp(z - m).sum(dim=-1))`": _TWO_D,
+    "training.py: `-` -> `` (#2) in `lse = m.squeeze(-1) + torch.log(torch.exp(z - m).sum(dim=-1))`": _TWO_D,
+    "training.py: `-` -> `` in `picked = z.gather(-1, safe[:, None]).squeeze(-1)`": _TWO_D,
+    "training.py: `-` -> `` (#2) in `picked = z.gather(-1, safe[:, None]).squeeze(-1)`": _TWO_D,
+}

@@ -337,7 +337,20 @@ def test_load_checkpoint_restores_rng_and_step(impl):
         torch.manual_seed(12345)
         other = O.DropoutNet(5)
         other_opt = torch.optim.AdamW(other.parameters())
-        step = impl.load_checkpoint(path, other, other_opt)
+        calls, original = [], torch.load
+
+        def spy(*args, **kwargs):                                    # records how the file is read
+            calls.append(kwargs.get("weights_only", "default"))
+            return original(*args, **kwargs)
+
+        torch.load = spy
+        try:
+            step = impl.load_checkpoint(path, other, other_opt)
+        finally:
+            torch.load = original
+        check.that(all(w is True or w == "default" for w in calls), "load_checkpoint",
+                   "must read the file with torch.load(path, weights_only=True) (no unpickling of arbitrary objects)",
+                   f"torch.load was called with weights_only={calls}")
         check.that(isinstance(step, int) and step == 17, "load_checkpoint", "must return the saved step as an int",
                    f"got {step!r}")
         check.close(torch.rand(6), draws, unit="load_checkpoint", kind="exact",

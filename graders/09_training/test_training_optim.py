@@ -84,7 +84,8 @@ def test_adamw_rejects_bad_hyperparameters(impl):
     p = [nn.Parameter(torch.zeros(2))]
     for kwargs, why in ((dict(lr=-1e-3), "lr < 0"), (dict(eps=-1e-8), "eps < 0"), (dict(weight_decay=-0.1), "weight_decay < 0"),
                         (dict(betas=(1.0, 0.999)), "beta1 = 1 is outside [0, 1)"),
-                        (dict(betas=(0.9, -0.1)), "beta2 < 0"), (dict(betas=(0.9, 1.5)), "beta2 > 1")):
+                        (dict(betas=(0.9, -0.1)), "beta2 < 0"), (dict(betas=(0.9, 1.0)), "beta2 = 1 is outside [0, 1)"),
+                        (dict(betas=(-0.5, 0.9)), "beta1 < 0")):
         check.expect_raises(ValueError, impl.AdamW, p, unit="AdamW", why=why, case=check.describe(**kwargs), **kwargs)
     impl.AdamW(p, lr=0.0, betas=(0.0, 0.0), eps=0.0, weight_decay=0.0)   # the boundaries themselves are allowed
 

@@ -52,9 +52,9 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int
     if not bool(keep.any()):
         raise ValueError(f"every target is ignore_index ({ignore_index}): the mean loss over no positions "
                          f"is undefined")
-    if bool(((t[keep] < 0) | (t[keep] >= V)).any()):
-        bad = t[keep][(t[keep] < 0) | (t[keep] >= V)][0].item()
-        raise ValueError(f"target {bad} is outside [0, {V}) and is not ignore_index ({ignore_index})")
+    bad = keep & ((t < 0) | (t >= V))                                   # (N,) kept but not a class id
+    if bool(bad.any()):
+        raise ValueError(f"target {t[bad][0].item()} is outside [0, {V}) and is not ignore_index ({ignore_index})")
     m = z.max(dim=-1, keepdim=True).values.detach()                     # (N, 1) the shift: no gradient needed
     lse = m.squeeze(-1) + torch.log(torch.exp(z - m).sum(dim=-1))       # (N,)
     safe = torch.where(keep, t, torch.zeros_like(t))                    # (N,) ignored -> any valid id
