@@ -187,4 +187,7 @@ VARIANTS = [
 
 # Survivors of `llmlab mutate 07_moe` that compute what the solution computes for every
 # input the docstrings allow (the key is the id the command prints).
-EQUIVALENT: dict[str, str] = {}
+EQUIVALENT = {
+    "moe.py: `-` -> `` in `slot = (queue.cumsum(dim=0) * queue).sum(dim=-1) - 1`":
+        "queue is the 2-D one-hot matrix (k·N, E), so .sum(dim=1) is .sum(dim=-1)",
+}

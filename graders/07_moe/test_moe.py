@@ -142,6 +142,15 @@ def test_router_ties_go_to_lower_index(impl):
                 mistakes={_TIE_MISTAKE: lambda: torch.topk(torch.full((4, 8), 1 / 8), 3, dim=-1).indices})
     check.close(weights, torch.full((4, 3), 1 / 3), unit=_R, kind="reduction", case=case,
                 what="weights of three equal probabilities (normalize=True)")
+    # Many experts: sorting algorithms that are not stable reorder long runs of equal values.
+    wide = impl.TopKRouter(5, 64, 4)
+    with torch.no_grad():
+        wide.gate.weight.zero_()
+    _, indices, _ = wide(x)
+    check.close(indices, torch.tensor([[0, 1, 2, 3]] * 4), unit=_R, kind="exact",
+                case=check.describe(x=x, gate="all zeros", n_experts=64, k=4),
+                what="indices when all 64 scores are equal (a sort that is not stable reorders them)",
+                mistakes={_TIE_MISTAKE: lambda: torch.topk(torch.full((4, 64), 1 / 64), 4, dim=-1).indices})
     # Crafted rows (gate = identity, so logits = x): ties among some experts, and a bias that
     # lifts two tied experts above the rest (equal probabilities + equal bias stay tied).
     router = impl.TopKRouter(6, 6, 3)

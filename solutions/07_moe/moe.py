@@ -77,10 +77,8 @@ class TopKRouter(nn.Module):
         """
         super().__init__()
         ### BEGIN SOLUTION
-        if n_experts < 1:
-            raise ValueError(f"n_experts must be at least 1, got {n_experts}")
-        if not 1 <= k <= n_experts:
-            raise ValueError(f"k must be in 1 … n_experts = {n_experts}, got {k}")
+        if not 1 <= k <= n_experts:                     # also rejects every n_experts < 1
+            raise ValueError(f"k must be in 1 … n_experts = {n_experts} (and n_experts ≥ 1), got k = {k}")
         self.n_experts, self.k, self.normalize = n_experts, k, normalize
         self.gate = nn.Linear(d_model, n_experts, bias=False)
         self.register_buffer("expert_bias", torch.zeros(n_experts))
