@@ -202,10 +202,10 @@ class GroupedQueryAttention(nn.Module):
 
     Bias-free Linears: `q_proj` (C → H·D), `k_proj` (C → Hkv·D), `v_proj` (C → Hkv·D),
     `o_proj` (H·D → C), with D = C // H. With qk_norm=True also `q_norm` and `k_norm`,
-    each RMSNorm(D), applied to every head of q and k BEFORE RoPE.
+    each RMSNorm(D, eps), applied to every head of q and k BEFORE RoPE.
     """
 
-    def __init__(self, d_model: int, n_heads: int, n_kv_heads: int, qk_norm: bool = False):
+    def __init__(self, d_model: int, n_heads: int, n_kv_heads: int, qk_norm: bool = False, eps: float = 1e-6):
         """Build the layers named above; store n_heads, n_kv_heads and head_dim (D) as
         attributes of those names. Without qk_norm, `q_norm` and `k_norm` do not exist.
         Raises ValueError when d_model is not divisible by n_heads, n_heads not by
@@ -225,8 +225,8 @@ class GroupedQueryAttention(nn.Module):
         self.v_proj = nn.Linear(d_model, n_kv_heads * D, bias=False)
         self.o_proj = nn.Linear(n_heads * D, d_model, bias=False)
         if qk_norm:
-            self.q_norm = RMSNorm(D)
-            self.k_norm = RMSNorm(D)
+            self.q_norm = RMSNorm(D, eps)
+            self.k_norm = RMSNorm(D, eps)
         ### END SOLUTION
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -255,17 +255,18 @@ class GroupedQueryAttention(nn.Module):
 class LlamaBlock(nn.Module):
     """A pre-norm LLaMA block: x = x + attn(attn_norm(x)); x = x + mlp(mlp_norm(x)).
 
-    Submodules: `attn_norm` RMSNorm(C, norm_eps), `attn` GroupedQueryAttention(C, H, Hkv,
-    qk_norm), `mlp_norm` RMSNorm(C, norm_eps), `mlp` SwiGLU(C, hidden).
+    Submodules: `attn_norm` RMSNorm(C, eps), `attn` GroupedQueryAttention(C, H, Hkv,
+    qk_norm, eps), `mlp_norm` RMSNorm(C, eps), `mlp` SwiGLU(C, hidden).
+    (The argument order is the one of `llmlab.lib.llama.LlamaBlock`.)
     """
 
     def __init__(self, d_model: int, n_heads: int, n_kv_heads: int, hidden: int | None = None,
-                 norm_eps: float = 1e-6, qk_norm: bool = False):
+                 qk_norm: bool = False, eps: float = 1e-6):
         super().__init__()
         ### BEGIN SOLUTION
-        self.attn_norm = RMSNorm(d_model, norm_eps)
-        self.attn = GroupedQueryAttention(d_model, n_heads, n_kv_heads, qk_norm)
-        self.mlp_norm = RMSNorm(d_model, norm_eps)
+        self.attn_norm = RMSNorm(d_model, eps)
+        self.attn = GroupedQueryAttention(d_model, n_heads, n_kv_heads, qk_norm, eps)
+        self.mlp_norm = RMSNorm(d_model, eps)
         self.mlp = SwiGLU(d_model, hidden)
         ### END SOLUTION
 
@@ -332,7 +333,7 @@ class TinyLlama(nn.Module):
     """A LLaMA-style decoder-only language model.
 
     tok_emb   nn.Embedding(V, C)
-    blocks    nn.ModuleList of L LlamaBlock(C, H, Hkv, hidden, norm_eps, qk_norm)
+    blocks    nn.ModuleList of L LlamaBlock(C, H, Hkv, hidden, qk_norm, norm_eps)
     norm      RMSNorm(C, norm_eps), the final norm
     lm_head   nn.Linear(C, V, bias=False), NOT tied to tok_emb
     rope_cos, rope_sin  rope_cache(D, block_size, rope_base) as NON-persistent buffers
@@ -352,7 +353,7 @@ class TinyLlama(nn.Module):
         C, D = config.d_model, config.d_model // config.n_head
         self.tok_emb = nn.Embedding(config.vocab_size, C)
         self.blocks = nn.ModuleList([
-            LlamaBlock(C, config.n_head, config.n_kv_head, config.hidden, config.norm_eps, config.qk_norm)
+            LlamaBlock(C, config.n_head, config.n_kv_head, config.hidden, config.qk_norm, config.norm_eps)
             for _ in range(config.n_layer)])
         self.norm = RMSNorm(C, config.norm_eps)
         self.lm_head = nn.Linear(C, config.vocab_size, bias=False)
