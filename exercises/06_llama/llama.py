@@ -122,8 +122,9 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                positions: int | torch.Tensor = 0) -> torch.Tensor:
     """Rotate the pairs (i, i + D/2) of every vector of x by its position's angles.
 
-    x:         (..., T, D) queries or keys (for example (B, H, T, D)), float32 or float64.
-    cos, sin:  (L, D) tables from `rope_cache` (any floating dtype; cast to x's dtype).
+    x:         (..., T, D) queries or keys (for example (B, H, T, D)), float32 or float64;
+               T may be 0 (nothing to rotate: the result is empty too).
+    cos, sin:  (L, D) tables from one `rope_cache` call (any floating dtype; cast to x's dtype).
     positions: where the T vectors sit —
                an int `offset`: positions offset, offset + 1, …, offset + T − 1 (0 for a
                whole sequence; the number of cached tokens when decoding with a cache);

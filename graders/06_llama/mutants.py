@@ -182,4 +182,28 @@ VARIANTS = [
 
 # Survivors of `llmlab mutate 06_llama` that compute what the solution computes for every
 # input the docstrings allow (the key is the id the command prints).
-EQUIVALENT = {}
+EQUIVALENT = {
+    "llama.py: `2` -> `1` in `if head_dim < 2 or head_dim % 2 != 0:`":
+        "head_dim < 1 or odd rejects exactly the same integers as head_dim < 2 or odd (1 is odd)",
+    "llama.py: `2` -> `1` in `if d_rope < 2 or d_rope % 2 != 0:`":
+        "d_rope < 1 or odd rejects exactly the same integers as d_rope < 2 or odd (1 is odd)",
+    "llama.py: `//` -> `/` in `i = torch.arange(head_dim // 2, dtype=torch.float64)`":
+        "head_dim was just checked to be even, so head_dim / 2 is a whole float and arange gives the same "
+        "float64 values",
+    "llama.py: `-` -> `` in `angle = torch.cat([angle, angle], dim=-1)`":
+        "angle is the 2-D (max_len, head_dim/2) outer product, so dim=1 is dim=-1",
+    "llama.py: `-` -> `` in `if cos.shape[-1] != D:`":
+        "the tables are 2-D (L, D) by the docstring, so shape[1] is shape[-1]",
+    "llama.py: `//` -> `/` in `if (d_model // n_heads) % 2 != 0:`":
+        "d_model was just checked to be divisible by n_heads, so d_model / n_heads is the same whole "
+        "number as a float, with the same remainder mod 2",
+    "llama.py: `//` -> `/` in `if (self.d_model // self.n_head) % 2 != 0:`":
+        "d_model was just checked to be divisible by n_head, so d_model / n_head is the same whole number "
+        "as a float, with the same remainder mod 2",
+    "llama.py: `//` -> `/` in `C, D = config.d_model, config.d_model // config.n_head`":
+        "the config guarantees divisibility, so D is the same whole number as a float; rope_cache computes "
+        "the same float64 angles from it (arange(D // 2) and -2i / D do not depend on int vs float)",
+    "llama.py: `0` -> `1` (#2) in `past = 0 if cache is None else cache[0].shape[1]`":
+        "cache[1] (the rope keys, (B, P, d_rope)) has the same number of cached tokens P on axis 1 as "
+        "cache[0] (the latents, (B, P, d_latent))",
+}

@@ -309,6 +309,11 @@ def test_apply_rope_offsets_and_explicit_positions(impl):
         case = check.describe(x=y, positions=positions)
         check.close(impl.apply_rope(y, cos, sin, positions), O.rope(y, positions), unit="apply_rope", case=case,
                     mistakes=O.rope_mistakes(y, cos, sin, positions))
+    # T = 0: nothing to rotate, with an offset or with an empty tensor of positions.
+    empty = tensors.randn((2, 0, 8), 61)
+    for positions in (5, torch.zeros(0, dtype=torch.long)):
+        check.close(impl.apply_rope(empty, cos, sin, positions), empty, unit="apply_rope",
+                    case=check.describe(x=empty, positions=positions) + "; T = 0")
     # float32 tables with float64 input: the tables are cast to x's dtype.
     c32, s32 = cos.float(), sin.float()
     out = impl.apply_rope(x, c32, s32, 2)
@@ -319,6 +324,7 @@ def test_apply_rope_offsets_and_explicit_positions(impl):
                       ((x, cos, sin, -1), "a negative offset"),
                       ((x[..., :6], cos, sin, 0), "x has head size 6, the tables have width 8"),
                       ((x[:, :, :2], cos, sin, torch.tensor([3, 12])), "position 12 is past the tables"),
+                      ((x[:, :, :1], cos, sin, torch.tensor([12])), "position 12 is past the tables"),
                       ((x[:, :, :2], cos, sin, torch.tensor([-1, 0])), "a negative position")):
         check.expect_raises(ValueError, impl.apply_rope, *args, unit="apply_rope", why=why,
                             case=check.describe(x=args[0], positions=args[3]))

@@ -219,6 +219,9 @@ def test_mla_structure_and_cache_size(impl):
         check.equal(per_token, L + R, unit="MultiHeadLatentAttention.forward", case=case,
                     what="numbers the returned cache holds per token (must be d_latent + d_rope)",
                     mistakes={O.MLA_CACHES_KEYS: H * D + R})
+    smallest = impl.MultiHeadLatentAttention(8, 2, 1, 2)              # d_latent = 1 and d_rope = 2 are allowed
+    check.equal(smallest.cache_size_per_token(), 3, unit="MultiHeadLatentAttention.cache_size_per_token",
+                case=check.describe(d_model=8, n_heads=2, d_latent=1, d_rope=2))
     for args, why in (((10, 4, 4, 2), "d_model must be divisible by n_heads"),
                       ((8, 2, 0, 2), "d_latent must be at least 1"), ((8, 2, 4, 3), "d_rope must be even"),
                       ((8, 2, 4, 0), "d_rope must be at least 2")):

@@ -148,8 +148,9 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                positions: int | torch.Tensor = 0) -> torch.Tensor:
     """Rotate the pairs (i, i + D/2) of every vector of x by its position's angles.
 
-    x:         (..., T, D) queries or keys (for example (B, H, T, D)), float32 or float64.
-    cos, sin:  (L, D) tables from `rope_cache` (any floating dtype; cast to x's dtype).
+    x:         (..., T, D) queries or keys (for example (B, H, T, D)), float32 or float64;
+               T may be 0 (nothing to rotate: the result is empty too).
+    cos, sin:  (L, D) tables from one `rope_cache` call (any floating dtype; cast to x's dtype).
     positions: where the T vectors sit —
                an int `offset`: positions offset, offset + 1, …, offset + T − 1 (0 for a
                whole sequence; the number of cached tokens when decoding with a cache);
@@ -162,7 +163,7 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
     ### BEGIN SOLUTION
     T, D = x.shape[-2], x.shape[-1]
     L = cos.shape[0]
-    if cos.shape[-1] != D or sin.shape[-1] != D:
+    if cos.shape[-1] != D:
         raise ValueError(f"x has head size {D} but the rope tables have width {cos.shape[-1]}")
     if isinstance(positions, int):
         if positions < 0 or positions + T > L:
