@@ -10,6 +10,8 @@ Independent oracles, written as plain per-token loops from the docstrings' rules
 - `moe_loop`: the whole layer as a loop over tokens and their chosen experts, from a
   parameter dict (differentiable, for gradients);
 - `balance_loss_loop`, `z_loss_loop`: the two auxiliary losses by explicit sums;
+- `random_layer`, `layer_oracle`, `output_mistakes`, `kept_mistakes`: a MoELayer with random
+  parameters, the loop oracle on it, and the known mistakes of its output and `kept` mask;
 - `selection_margin`: how far the k-th selection score is from the (k+1)-th, so that random
   cases avoid near-ties whose order rounding could flip.
 """
@@ -20,6 +22,8 @@ import math
 from fractions import Fraction
 
 import torch
+
+from llmlab.testing import tensors
 
 TOPIC = "07_moe"
 
@@ -159,3 +163,49 @@ def z_loss_loop(logits: torch.Tensor) -> torch.Tensor:
         m = row.max().detach()
         terms.append((m + torch.log(torch.exp(row - m).sum())) ** 2)
     return torch.stack(terms).mean()
+
+
+TOKEN_MAJOR = "assignments served token by token (all of token 0's choices first) instead of rank by rank"
+NO_DROP = "capacity ignored (no assignment dropped)"
+RENORM = "weights renormalised over the kept assignments after dropping (they must stay as the router gave them)"
+
+
+def random_layer(impl, *, C=6, E=4, k=2, H=8, cf=None, shared=False, normalize=True, seed=0, bias_scale=0.05,
+                 dtype=torch.float32):
+    """(layer, cfg): a MoELayer with every parameter drawn from N(0, 0.5²) and a random bias."""
+    moe = impl.MoELayer(C, E, k, H, capacity_factor=cf, shared_expert=shared, normalize=normalize).to(dtype)
+    tensors.randomize_parameters(moe, seed, 0.5)
+    with torch.no_grad():
+        moe.router.expert_bias.copy_(tensors.randn((E,), seed + 1, dtype, bias_scale))
+    return moe, dict(n_experts=E, k=k, capacity_factor=cf, normalize=normalize, shared=shared)
+
+
+def layer_oracle(moe, cfg, x, **mistake):
+    """moe_loop on a MoELayer's own parameters and bias (`cfg` as random_layer returns it)."""
+    return moe_loop(moe_params(moe), x, bias=moe.router.expert_bias.detach().clone(), **(cfg | mistake))
+
+
+def output_mistakes(moe, cfg, x):
+    """Known mistakes of the layer's output, each as a callable giving the output it computes."""
+    wrong = {}
+    if cfg["capacity_factor"] is not None:
+        wrong[NO_DROP] = lambda: layer_oracle(moe, cfg, x, kept_rule="none")[0]
+        wrong[TOKEN_MAJOR] = lambda: layer_oracle(moe, cfg, x, kept_rule="token")[0]
+        wrong[RENORM] = lambda: layer_oracle(moe, cfg, x, renormalise_after_drop=True)[0]
+    if cfg["shared"]:
+        wrong["shared expert left out"] = lambda: layer_oracle(moe, cfg, x, shared=False)[0]
+    return wrong
+
+
+def kept_mistakes(indices, cfg, n_tokens, seq_len=None):
+    """Known mistakes of the `kept` mask for `indices` (N, k) of n_tokens tokens."""
+    E, k, cf = cfg["n_experts"], cfg["k"], cfg["capacity_factor"]
+    cap = capacity_exact(n_tokens, E, k, cf)
+    wrong = {TOKEN_MAJOR: lambda: kept_token_major(indices, E, cap),
+             NO_DROP: lambda: kept_loop(indices, E, None),
+             "capacity rounded down instead of up": lambda: kept_loop(indices, E, math.floor(cf * n_tokens * k / E)),
+             "an expert accepts capacity + 1 assignments (off by one)": lambda: kept_loop(indices, E, cap + 1)}
+    if seq_len is not None:
+        wrong["capacity from the sequence length T instead of all N = B·T tokens"] = \
+            lambda: kept_loop(indices, E, capacity_exact(seq_len, E, k, cf))
+    return wrong

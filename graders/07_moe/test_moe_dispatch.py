@@ -1,4 +1,4 @@
-"""Graders for 07_moe (part 2): MoELayer (construction, capacity and dropping, dispatch).
+"""Graders for 07_moe (part 2): MoELayer — construction, capacity and dropping, dispatch.
 
 Evidence:
   - golden data (reference/07_moe): a layer with capacity, a shared expert and a nonzero
@@ -15,8 +15,6 @@ Evidence:
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from hypothesis import assume, given
@@ -29,49 +27,6 @@ from llmlab.testing import check, properties, reference, tensors
 from llmlab.testing.strategies import examples, float_dtypes, seeds
 
 _F = "MoELayer.forward"
-_TOKEN_MAJOR = "assignments served token by token (all of token 0's choices first) instead of rank by rank"
-_NO_DROP = "capacity ignored (no assignment dropped)"
-_RENORM = "weights renormalised over the kept assignments after dropping (they must stay as the router gave them)"
-
-
-def _moe(impl, *, C=6, E=4, k=2, H=8, cf=None, shared=False, normalize=True, seed=0, bias_scale=0.05,
-         dtype=torch.float32):
-    """(layer, cfg): a MoELayer with every parameter drawn from N(0, 0.5²) and a random bias."""
-    moe = impl.MoELayer(C, E, k, H, capacity_factor=cf, shared_expert=shared, normalize=normalize).to(dtype)
-    tensors.randomize_parameters(moe, seed, 0.5)
-    with torch.no_grad():
-        moe.router.expert_bias.copy_(tensors.randn((E,), seed + 1, dtype, bias_scale))
-    return moe, dict(n_experts=E, k=k, capacity_factor=cf, normalize=normalize, shared=shared)
-
-
-def _oracle(moe, cfg, x, **mistake):
-    return O.moe_loop(O.moe_params(moe), x, bias=moe.router.expert_bias.detach().clone(), **(cfg | mistake))
-
-
-def _output_mistakes(moe, cfg, x):
-    wrong = {}
-    if cfg["capacity_factor"] is not None:
-        wrong[_NO_DROP] = lambda: _oracle(moe, cfg, x, kept_rule="none")[0]
-        wrong[_TOKEN_MAJOR] = lambda: _oracle(moe, cfg, x, kept_rule="token")[0]
-        wrong[_RENORM] = lambda: _oracle(moe, cfg, x, renormalise_after_drop=True)[0]
-    if cfg["shared"]:
-        wrong["shared expert left out"] = lambda: _oracle(moe, cfg, x, shared=False)[0]
-    return wrong
-
-
-def _kept_mistakes(indices, cfg, n_tokens, seq_len=None):
-    E, k, cf = cfg["n_experts"], cfg["k"], cfg["capacity_factor"]
-    cap = O.capacity_exact(n_tokens, E, k, cf)
-    wrong = {_TOKEN_MAJOR: lambda: O.kept_token_major(indices, E, cap),
-             _NO_DROP: lambda: O.kept_loop(indices, E, None),
-             "capacity rounded down instead of up": lambda: O.kept_loop(indices, E, math.floor(cf * n_tokens * k / E)),
-             "an expert accepts capacity + 1 assignments (off by one)": lambda: O.kept_loop(indices, E, cap + 1)}
-    if seq_len is not None:
-        wrong["capacity from the sequence length T instead of all N = B·T tokens"] = \
-            lambda: O.kept_loop(indices, E, O.capacity_exact(seq_len, E, k, cf))
-    return wrong
-
-
 # ---------------------------------------------------------------- MoELayer.__init__
 
 @pytest.mark.points(1)
@@ -114,24 +69,24 @@ def test_moe_structure_and_errors(impl):
        dtype=float_dtypes(), seed=seeds())
 def test_moe_matches_loop_oracle(impl, B, T, n_experts, k_pick, cf, shared, normalize, dtype, seed):
     k = k_pick % n_experts + 1
-    moe, cfg = _moe(impl, E=n_experts, k=k, cf=cf, shared=shared, normalize=normalize, seed=seed, dtype=dtype)
+    moe, cfg = O.random_layer(impl, E=n_experts, k=k, cf=cf, shared=shared, normalize=normalize, seed=seed, dtype=dtype)
     x = tensors.randn((B, T, 6), seed + 2, dtype)
     assume(O.selection_margin(x.reshape(-1, 6) @ moe.router.gate.weight.detach().T, moe.router.expert_bias, k) > 1e-5)
     case = check.describe(x=x, **cfg)
     out = moe(x)
     check.that(isinstance(out, tuple) and len(out) == 4, _F,
                "should return MoEOutput(output, router_logits, expert_indices, kept)", case=case)
-    expected, _, indices, kept = _oracle(moe, cfg, x)
+    expected, _, indices, kept = O.layer_oracle(moe, cfg, x)
     check.close(out.expert_indices, indices, unit=_F, kind="exact", what="expert_indices (N, k)", case=case)
     check.close(out.router_logits, x.reshape(-1, 6) @ moe.router.gate.weight.detach().T, unit=_F, kind="matmul",
                 what="router_logits (N, E)", case=case)
     check.that(out.kept.dtype == torch.bool, _F, f"kept should be a bool tensor, got {out.kept.dtype}", case=case)
     if cf is not None:
         check.close(out.kept, kept, unit=_F, kind="exact", what="kept (N, k)", case=case,
-                    mistakes=_kept_mistakes(indices, cfg, B * T, T))
+                    mistakes=O.kept_mistakes(indices, cfg, B * T, T))
     else:
         check.close(out.kept, kept, unit=_F, kind="exact", what="kept (all True without a capacity)", case=case)
-    check.close(out.output, expected, unit=_F, kind="model", case=case, mistakes=_output_mistakes(moe, cfg, x))
+    check.close(out.output, expected, unit=_F, kind="model", case=case, mistakes=O.output_mistakes(moe, cfg, x))
 
 
 @pytest.mark.points(3)
@@ -152,14 +107,14 @@ def test_moe_capacity_serves_ranks_in_order(impl):
                 what="expert_indices", case=case)
     expected_kept = torch.tensor([[True, True], [True, True], [True, False], [True, True]])
     check.close(out.kept, expected_kept, unit=_F, kind="exact", what="kept", case=case,
-                mistakes=_kept_mistakes(out.expert_indices, cfg, 4))
-    check.close(out.output, _oracle(moe, cfg, x)[0], unit=_F, kind="model", case=case,
-                mistakes=_output_mistakes(moe, cfg, x))
+                mistakes=O.kept_mistakes(out.expert_indices, cfg, 4))
+    check.close(out.output, O.layer_oracle(moe, cfg, x)[0], unit=_F, kind="model", case=case,
+                mistakes=O.output_mistakes(moe, cfg, x))
     # The same four tokens as a (2, 2, 3) batch: the capacity counts all N = B·T = 4 tokens.
     out = moe(x.view(2, 2, 3))
     check.close(out.kept, expected_kept, unit=_F, kind="exact", what="kept for the tokens as a (2, 2, 3) batch",
                 case=check.describe(x=x.view(2, 2, 3), capacity_factor=1.0),
-                mistakes=_kept_mistakes(out.expert_indices, cfg, 4, seq_len=2))
+                mistakes=O.kept_mistakes(out.expert_indices, cfg, 4, seq_len=2))
     # capacity_factor 1.5: capacity ceil(4) = 4, nothing dropped; 0.5: ceil(4/3) = 2.
     for cf, kept in ((1.5, torch.ones(4, 2, dtype=torch.bool)),
                      (0.5, torch.tensor([[True, True], [True, True], [True, False], [False, False]]))):
@@ -167,7 +122,7 @@ def test_moe_capacity_serves_ranks_in_order(impl):
         out = moe(x)
         check.close(out.kept, kept, unit=_F, kind="exact", what=f"kept with capacity_factor {cf}",
                     case=check.describe(logits=x, k=2, capacity_factor=cf),
-                    mistakes=_kept_mistakes(out.expert_indices, dict(cfg, capacity_factor=cf), 4))
+                    mistakes=O.kept_mistakes(out.expert_indices, dict(cfg, capacity_factor=cf), 4))
 
 
 @pytest.mark.points(2)
@@ -175,19 +130,19 @@ def test_moe_dropped_tokens_get_zero_output_and_gradient(impl):
     # Top-1, all four tokens to expert 0 (bias +5 on it), capacity ceil(0.5·4·1/2) = 1:
     # token 0 is served, tokens 1-3 are dropped entirely.
     for shared in (False, True):
-        moe, cfg = _moe(impl, C=5, E=2, k=1, cf=0.5, shared=shared, seed=90)
+        moe, cfg = O.random_layer(impl, C=5, E=2, k=1, cf=0.5, shared=shared, seed=90)
         with torch.no_grad():
             moe.router.expert_bias.copy_(torch.tensor([5.0, 0.0]))
         x = tensors.randn((4, 5), 91, torch.float32).requires_grad_(True)
         case = check.describe(x=x, n_experts=2, k=1, capacity_factor=0.5, shared_expert=shared)
         out = moe(x)
         check.close(out.kept, torch.tensor([[True], [False], [False], [False]]), unit=_F, kind="exact",
-                    what="kept", case=case, mistakes=_kept_mistakes(out.expert_indices, cfg, 4))
+                    what="kept", case=case, mistakes=O.kept_mistakes(out.expert_indices, cfg, 4))
         base = moe.shared(x).detach() if shared else torch.zeros(4, 5)
         check.close(out.output[1:], base[1:], unit=_F, kind="exact" if not shared else "model", case=case,
                     what="output of the dropped tokens (0, or the shared expert's output alone)",
-                    mistakes={_NO_DROP: lambda: _oracle(moe, cfg, x.detach(), kept_rule="none")[0][1:]})
-        check.close(out.output[0], _oracle(moe, cfg, x.detach())[0][0], unit=_F, kind="model",
+                    mistakes={O.NO_DROP: lambda: O.layer_oracle(moe, cfg, x.detach(), kept_rule="none")[0][1:]})
+        check.close(out.output[0], O.layer_oracle(moe, cfg, x.detach())[0][0], unit=_F, kind="model",
                     what="output of the served token", case=case)
         if not shared:
             out.output.sum().backward()
@@ -199,7 +154,7 @@ def test_moe_dropped_tokens_get_zero_output_and_gradient(impl):
 @pytest.mark.points(2)
 def test_moe_k_equals_E_with_equal_weights_is_mean_of_experts(impl):
     for normalize, dtype in ((True, torch.float32), (False, torch.float64)):
-        moe, _ = _moe(impl, E=4, k=4, normalize=normalize, seed=100, bias_scale=1.0, dtype=dtype)
+        moe, _ = O.random_layer(impl, E=4, k=4, normalize=normalize, seed=100, bias_scale=1.0, dtype=dtype)
         with torch.no_grad():
             moe.router.gate.weight.zero_()                   # every probability 1/E, so every weight 1/E
         x = tensors.randn((2, 3, 6), 101, dtype)
@@ -216,7 +171,7 @@ def test_moe_gradients_match_loop_oracle(impl):
     # expert and both normalisation rules; then that gradients do reach the router.
     for seed, (E, k, cf, shared, normalize) in enumerate(((4, 2, 1.0, True, True), (3, 1, 0.5, False, False),
                                                           (5, 3, None, False, True)), start=110):
-        moe, cfg = _moe(impl, E=E, k=k, cf=cf, shared=shared, normalize=normalize, seed=seed)
+        moe, cfg = O.random_layer(impl, E=E, k=k, cf=cf, shared=shared, normalize=normalize, seed=seed)
         x = tensors.randn((2, 4, 6), seed + 3, torch.float32)
         names = sorted(n for n, _ in moe.named_parameters())
         bias = moe.router.expert_bias.detach().clone()
@@ -225,7 +180,7 @@ def test_moe_gradients_match_loop_oracle(impl):
                     lambda xx, *ps: O.moe_loop(dict(zip(names, ps)), xx, bias=bias, **cfg)[0],
                     [x] + [dict(moe.named_parameters())[n].detach() for n in names], names=["x"] + names,
                     unit=_F, case=case)
-    moe, _ = _moe(impl, E=4, k=2, cf=1.0, seed=120)
+    moe, _ = O.random_layer(impl, E=4, k=2, cf=1.0, seed=120)
     x = tensors.randn((3, 4, 6), 121, torch.float32)
     moe(x).output.pow(2).sum().backward()
     grad = moe.router.gate.weight.grad
@@ -236,10 +191,10 @@ def test_moe_gradients_match_loop_oracle(impl):
 
 @pytest.mark.points(2)
 def test_moe_dispatch_is_vectorised(impl):
-    moe, cfg = _moe(impl, E=4, k=2, cf=1.0, shared=True, seed=130)
+    moe, cfg = O.random_layer(impl, E=4, k=2, cf=1.0, shared=True, seed=130)
     x = tensors.randn((3, 4, 6), 131, torch.float32)
     tokens = x.reshape(-1, 6)
-    _, _, indices, kept = _oracle(moe, cfg, x)
+    _, _, indices, kept = O.layer_oracle(moe, cfg, x)
     calls: list[tuple[int, torch.Tensor]] = []
     cls = type(moe.experts[0])
     original = cls.forward
@@ -290,7 +245,7 @@ def test_moe_matches_reference(impl):
     check.close(out.expert_indices, rec["indices"], unit=_F, kind="exact", what="expert_indices", case=case)
     cfg = dict(n_experts=4, k=2, capacity_factor=1.25, normalize=True, shared=True)
     check.close(out.kept, rec["kept"], unit=_F, kind="exact", what="kept", case=case,
-                mistakes=_kept_mistakes(rec["indices"], cfg, 10, seq_len=5))
+                mistakes=O.kept_mistakes(rec["indices"], cfg, 10, seq_len=5))
     check.close(out.output, rec["output"], unit=_F, kind="model", case=case)
     (out.output * rec["upstream"]).sum().backward()
     check.close(x.grad, rec["grad.x"], unit=_F, kind="gradient", what="gradient w.r.t. x", case=case)
@@ -301,7 +256,7 @@ def test_moe_matches_reference(impl):
 
 @pytest.mark.points(2)
 def test_moe_input_forms(impl):
-    moe, cfg = _moe(impl, E=4, k=2, cf=1.25, shared=True, seed=140)
+    moe, cfg = O.random_layer(impl, E=4, k=2, cf=1.25, shared=True, seed=140)
     # batch 1 with T = 1 (most experts get no token), a 2-D (N, C) input, a non-contiguous view
     for x in (tensors.randn((1, 1, 6), 141, torch.float32), tensors.randn((7, 6), 142, torch.float32),
               tensors.randn((6, 3, 2), 143, torch.float32).transpose(0, 2)):
@@ -310,21 +265,21 @@ def test_moe_input_forms(impl):
         check.that(out.output.shape == x.shape and out.output.dtype == x.dtype, _F,
                    f"output should have x's shape {tuple(x.shape)} and dtype, got {tuple(out.output.shape)}, "
                    f"{out.output.dtype}", case=case)
-        check.close(out.output, _oracle(moe, cfg, x)[0], unit=_F, kind="model", case=case)
+        check.close(out.output, O.layer_oracle(moe, cfg, x)[0], unit=_F, kind="model", case=case)
     moe64 = moe.double()
     x = tensors.randn((2, 5, 6), 144)
     out = moe64(x)
-    check.close(out.output, _oracle(moe64, cfg, x)[0], unit=_F, kind="model", what="float64 output",
+    check.close(out.output, O.layer_oracle(moe64, cfg, x)[0], unit=_F, kind="model", what="float64 output",
                 case=check.describe(x=x, **cfg))
     # without a capacity the tokens do not interact: each batch row alone gives the same output
-    free, _ = _moe(impl, E=4, k=2, seed=145)
+    free, _ = O.random_layer(impl, E=4, k=2, seed=145)
     x = tensors.randn((3, 4, 6), 146, torch.float32)
     properties.batch_independent(lambda t: free(t).output, x, unit=_F, kind="model", case=check.describe(x=x))
 
 
 @pytest.mark.points(1)
 def test_moe_bias_never_changes_output_when_every_expert_is_chosen(impl):
-    moe, _ = _moe(impl, E=3, k=3, seed=150, bias_scale=0.0)
+    moe, _ = O.random_layer(impl, E=3, k=3, seed=150, bias_scale=0.0)
     x = tensors.randn((2, 4, 6), 151, torch.float32)
     before = moe(x).output.detach()
     with torch.no_grad():
@@ -341,7 +296,7 @@ def test_moe_bias_never_changes_output_when_every_expert_is_chosen(impl):
 
 @pytest.mark.points(1)
 def test_moe_gradcheck_float64(impl):
-    moe, cfg = _moe(impl, C=3, E=3, k=2, H=4, cf=1.0, shared=True, seed=160, dtype=torch.float64)
+    moe, cfg = O.random_layer(impl, C=3, E=3, k=2, H=4, cf=1.0, shared=True, seed=160, dtype=torch.float64)
     x = tensors.randn((5, 3), 161)
     names = ["router.gate.weight", "experts.1.w1.weight", "shared.w2.weight"]
     params = dict(moe.named_parameters())
