@@ -191,7 +191,7 @@ for name, make in (("ours", AdamW), ("torch.optim.AdamW", torch.optim.AdamW), ("
 print(results)
 
 # %% [markdown]
-# The graders run 60 steps on a small network with two parameter groups (one parameter gets a
+# The graders run 40 steps on a small network with two parameter groups (one parameter gets a
 # gradient only on every other step, so its own step count falls behind) and compare every
 # step with `torch.optim.AdamW` — or with the decay-after ordering, both are accepted — and name
 # Adam + L2, a missing or swapped bias correction, eps inside the square root and a decay not
@@ -409,8 +409,8 @@ plt.show()
 # %% [markdown]
 # Read the table: the printed validation losses say which peak rate trained best in this budget
 # of steps, and whether the largest rate (1e-1) still improved on the smaller ones or not.
-# Compare the gradient-norm curves with the losses: a run whose norm spikes is a run whose
-# updates were too large for the surface it was on.
+# Compare the gradient-norm curves with the losses: where a run's norm spikes while its loss
+# rises, its updates were larger than the loss surface there allowed.
 #
 # ### 4.3 Clipping at a high learning rate
 #

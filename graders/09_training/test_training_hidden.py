@@ -1,6 +1,6 @@
 """Instructor-only graders for 09_training (left out of student bundles).
 
-  - AdamW over 20 steps of the given TinyLlama (float64), in nanoGPT's two groups (decay on
+  - AdamW over 12 steps of the given TinyLlama (float64), in nanoGPT's two groups (decay on
     matrices only), against torch.optim.AdamW and the decay-after ordering;
   - cross_entropy on TinyLlama's logits against the model's own loss, gradients w.r.t. every
     parameter included;
@@ -61,7 +61,7 @@ def _llama_trajectory(make_opt, steps, run=None):
 @pytest.mark.hidden
 @pytest.mark.points(3)
 def test_adamw_on_tiny_llama_hidden(impl):
-    steps = 20
+    steps = 12
     actual = _llama_trajectory(impl.AdamW, steps, run=lambda fn: guard.call_without("AdamW.step", O.ADAMW_BUILTINS, fn))
     torch_run = _llama_trajectory(torch.optim.AdamW, steps)
     after_run = _llama_trajectory(lambda g: O.SlowAdam(g, decay="after"), steps)
