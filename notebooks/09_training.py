@@ -321,7 +321,7 @@ corpus = course_corpus()
 train_text, val_text = train_val_split(corpus)
 codec = CharCodec.from_text(corpus)
 train_ids, val_ids = codec.encode(train_text), codec.encode(val_text)
-BLOCK, BATCH, STEPS, MICRO = 32, 16, 120, 2
+BLOCK, BATCH, STEPS, MICRO = 32, 16, 100, 2
 config = LlamaConfig(vocab_size=codec.vocab_size, block_size=BLOCK, n_layer=1, n_head=4, n_kv_head=2, d_model=48)
 torch.manual_seed(0)
 init_state = copy.deepcopy(TinyLlama(config).state_dict())
