@@ -399,7 +399,7 @@ for b in range(2):
 # %% [markdown]
 # ### 4.2 The model and the unigram baseline
 #
-# One encoder block of width 64 with 4 heads: small enough for several hundred steps in an
+# One encoder block of width 64 with 4 heads: small enough for several hundred steps in a
 # 16-second CPU run. The baseline ignores the context entirely: a **unigram** model predicts
 # every masked character from the character frequencies of the training text. Its accuracy
 # is that of always guessing the most frequent character; its loss is the cross-entropy of
@@ -451,7 +451,7 @@ print("before training: loss {:.3f}, accuracy {:.1%} (chosen), {:.1%} ([MASK]ed)
 # Each step draws a fresh batch, masks it with `mlm_mask` and takes one AdamW step on
 # `mlm_loss`. Two choices for a short run: `mask_prob = 0.2` (a little above BERT's 0.15, so
 # each batch carries more targets) and a learning rate of 3e-3. The run stops after `MAX_STEPS`
-# steps or `TIME_BUDGET_S` seconds, whichever comes first, and evaluates every 100 steps. It
+# steps or `TIME_BUDGET_S` seconds, whichever comes first, and evaluates every 50 steps. It
 # uses one CPU thread: chapter 05 measured that, for models this small, more threads mostly
 # wait for each other when other programs share the CPU.
 
@@ -471,7 +471,7 @@ for step in range(1, MAX_STEPS + 1):
     loss.backward()
     optimizer.step()
     step_losses.append(loss.item())
-    if step % 100 == 0:
+    if step % 50 == 0:
         evals.append((step, *evaluate()))
     if time.perf_counter() - started > TIME_BUDGET_S:
         break
