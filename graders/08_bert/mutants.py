@@ -35,7 +35,8 @@ MUTANTS = [
     Mutant("no chosen position left unchanged (80% [MASK], 20% random)", F,
            find="(action < 0.9)", replace="(action < 1.0)", message="no chosen position left unchanged"),
     Mutant("random for 10% of the remaining 20% only", F,
-           find="(action < 0.9)", replace="(action < 0.82)", message="random replacement for only 10% of the remaining"),
+           find="(action < 0.9)", replace="(action < 0.82)",
+           message="random replacement for only 10% of the remaining"),
     Mutant("80/10/10 swapped (10% [MASK], 80% unchanged)", F,
            find="chosen & (action < 0.8)", replace="chosen & (action < 0.1)", message="the probabilities swapped"),
     Mutant("random ids drawn from 0 … V−2", F,
@@ -46,7 +47,8 @@ MUTANTS = [
            message="never draw the special ids"),
     # ---- mlm_mask: outputs
     Mutant("labels hold the corrupted ids", F,
-           find="    return corrupted, labels\n", replace="    return corrupted, torch.where(chosen, corrupted, labels)\n",
+           find="    return corrupted, labels\n",
+           replace="    return corrupted, torch.where(chosen, corrupted, labels)\n",
            message="labels hold the corrupted ids"),
     Mutant("labels without -100 (the whole input)", F,
            find="labels = torch.where(chosen, input_ids, torch.full_like(input_ids, -100))",
@@ -76,9 +78,11 @@ MUTANTS = [
            find="y = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_mask)",
            replace="y = F.scaled_dot_product_attention(q, k, v)", message="padding mask ignored"),
     Mutant("padding mask read the wrong way round (True = pad)", F,
-           find="attention_mask = attention_mask[:, None, None, :]", replace="attention_mask = ~attention_mask[:, None, None, :]"),
+           find="attention_mask = attention_mask[:, None, None, :]",
+           replace="attention_mask = ~attention_mask[:, None, None, :]"),
     Mutant("padding mask applied to the queries instead of the keys", F,
-           find="attention_mask = attention_mask[:, None, None, :]", replace="attention_mask = attention_mask[:, None, :, None]"),
+           find="attention_mask = attention_mask[:, None, None, :]",
+           replace="attention_mask = attention_mask[:, None, :, None]"),
     Mutant("scores not scaled by 1/sqrt(D)", F,
            find="attn_mask=attention_mask)", replace="attn_mask=attention_mask, scale=1.0)",
            message="missing 1/sqrt(D)"),
@@ -111,7 +115,8 @@ MUTANTS = [
            find="return self.decoder(self.ln(F.gelu(self.dense(hidden))))",
            replace="return self.decoder(F.gelu(self.dense(hidden)))"),
     Mutant("decoder without a bias", F,
-           find="self.decoder = nn.Linear(C, config.vocab_size)", replace="self.decoder = nn.Linear(C, config.vocab_size, bias=False)"),
+           find="self.decoder = nn.Linear(C, config.vocab_size)",
+           replace="self.decoder = nn.Linear(C, config.vocab_size, bias=False)"),
 
     # ---- mlm_loss
     Mutant("NaN when nothing is masked", F,
@@ -178,7 +183,8 @@ VARIANTS = [
                     "        if attention_mask is not None:\n"
                     "            scores = scores.masked_fill(~attention_mask, float(\"-inf\"))\n"
                     "        y = scores.softmax(dim=-1) @ v",
-            also=(Edit(F, "y = y.transpose(1, 2).reshape(B, T, C)", "y = y.permute(0, 2, 1, 3).contiguous().view(B, T, C)"),)),
+            also=(Edit(F, "y = y.transpose(1, 2).reshape(B, T, C)",
+                       "y = y.permute(0, 2, 1, 3).contiguous().view(B, T, C)"),)),
     Variant("mlm_loss by log_softmax, gather and a clamped count", F,
             find="""    if not bool((flat_labels != -100).any()):
         return logits.sum() * 0.0

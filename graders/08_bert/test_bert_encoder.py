@@ -296,7 +296,8 @@ def test_encoder_matches_oracle(impl):
         out = enc(ids, seg, mask)
         check.close(out[mask], O.encoder_oracle(p, CFG, ids, seg, mask)[mask], unit=ENC, case=case, kind="model",
                     what="hidden states at the real positions",
-                    mistakes={k: (lambda f=f: f()[mask]) for k, f in O.encoder_mistakes(p, CFG, ids, seg, mask).items()})
+                    mistakes={k: (lambda f=f: f()[mask])
+                              for k, f in O.encoder_mistakes(p, CFG, ids, seg, mask).items()})
     enc = _encoder(impl, 52, max_len=4, n_layer=1)
     ids = tensors.randint((2, 4), 53, high=CFG["vocab_size"])
     names = sorted(_params(enc))

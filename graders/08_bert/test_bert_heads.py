@@ -33,7 +33,8 @@ def _params(module):
 
 @pytest.mark.points(2)
 def test_mlm_head_matches_oracle(impl):
-    for i, (shape, dtype) in enumerate((((2, 4, 8), torch.float32), ((5, 8), torch.float64), ((1, 1, 8), torch.float32))):
+    cases = (((2, 4, 8), torch.float32), ((5, 8), torch.float64), ((1, 1, 8), torch.float32))
+    for i, (shape, dtype) in enumerate(cases):
         head = O.randomised(impl.MLMHead(impl.BertConfig(**CFG)), 80 + i).to(dtype)
         p = _params(head)
         hidden = tensors.randn(shape, 90 + i, dtype)
@@ -109,7 +110,8 @@ def test_masked_lm_matches_reference(impl):
             name = key[len("grad."):]
             p = params.get(name)
             check.that(p is not None and p.grad is not None, M, f"no gradient reaches {name}", case=case)
-            check.close(p.grad, expected, unit=M, case=case, kind="gradient", what=f"gradient of the loss w.r.t. {name}")
+            check.close(p.grad, expected, unit=M, case=case, kind="gradient",
+                        what=f"gradient of the loss w.r.t. {name}")
 
 
 @pytest.mark.points(2)
@@ -166,7 +168,8 @@ def test_cls_classifier_matches_oracle(impl):
         hidden = tensors.randn((B, T, 8), seed + 10, torch.float32)
         case = check.describe(hidden=hidden, n_classes=n)
         check.close(clf(hidden), O.classifier_oracle(p, hidden), unit=C_, case=case, kind="matmul", mistakes={
-            "mean of all positions pooled instead of the [CLS] position 0": lambda: O.classifier_oracle(p, hidden, "mean"),
+            "mean of all positions pooled instead of the [CLS] position 0":
+                lambda: O.classifier_oracle(p, hidden, "mean"),
             "last position read instead of the [CLS] position 0": lambda: O.classifier_oracle(p, hidden, "last"),
             "tanh of the pooler missing": lambda: F.linear(F.linear(hidden[:, 0], p["pooler.weight"], p["pooler.bias"]),
                                                            p["out.weight"], p["out.bias"])})
@@ -179,8 +182,8 @@ def test_cls_classifier_matches_oracle(impl):
         check.fail("ClsClassifier.__init__", "the reference state dict does not load", str(exc).splitlines()[0][:300],
                    "attributes: pooler, drop, out")
     ref_clf.eval()
-    check.close(ref_clf(rec["hidden"]), rec["logits"], unit=C_, kind="matmul", case=check.describe(hidden=rec["hidden"]),
-                what="logits of the reference classifier")
+    check.close(ref_clf(rec["hidden"]), rec["logits"], unit=C_, kind="matmul",
+                case=check.describe(hidden=rec["hidden"]), what="logits of the reference classifier")
     names = sorted(p)
     check.grads(lambda h, *ps: functional_call(clf, dict(zip(names, ps)), (h,)),
                 lambda h, *ps: O.classifier_oracle(dict(zip(names, ps)), h), [hidden] + [p[n] for n in names],

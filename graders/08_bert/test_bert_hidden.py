@@ -39,7 +39,8 @@ def test_masked_lm_matches_oracle_hidden(impl):
         expected = O.masked_lm_oracle(p, cfg, ids, seg, mask)
         logits, loss = model(ids, seg, mask, labels)
         check.close(logits, expected, unit="BertForMaskedLM.forward", case=case, kind="model", what="logits",
-                    mistakes={k: (lambda f=f: O.mlm_head_oracle(p, "mlm_head.", f(), p["encoder.embeddings.tok_emb.weight"]))
+                    mistakes={k: (lambda f=f: O.mlm_head_oracle(p, "mlm_head.", f(),
+                                                                 p["encoder.embeddings.tok_emb.weight"]))
                               for k, f in O.encoder_mistakes(p, cfg, ids, seg, mask, prefix="encoder.").items()})
         check.close(loss.detach(), F.cross_entropy(expected.reshape(-1, cfg["vocab_size"]), labels.reshape(-1)),
                     unit="BertForMaskedLM.forward", case=case, kind="loss", what="loss")

@@ -196,9 +196,8 @@ def test_mlm_mask_invariants_on_every_draw(impl, shape, p, seed, transposed):
 
 @pytest.mark.points(2)
 def test_mlm_mask_chooses_each_position_with_mask_prob(impl):
-    # Binomial tests of the number of chosen positions, 2 at rate 2.5e-7 each, and
-    # the same for the specials' count (must be 0): a correct mask_mask fails this test with
-    # probability ≤ 5e-7.
+    # Two binomial tests of the number of chosen non-special positions, at rate 2.5e-7 each:
+    # a correct mlm_mask fails this test with probability ≤ 5e-7. (Specials: never chosen.)
     for p, seed in ((0.15, 21), (0.6, 22)):
         ids = _ids((100, 64), seed)
         case = check.describe(input_ids=ids, mask_prob=p, special_ids=SPECIALS)
