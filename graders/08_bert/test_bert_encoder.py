@@ -225,6 +225,9 @@ def test_attention_contract(impl):
     x = tensors.randn((2, 4, 8), 42, torch.float32)
     check.close(attn(x), attn(x, torch.ones(2, 4, dtype=torch.bool)), unit=A, kind="matmul",
                 case=check.describe(x=x), what="output with attention_mask=None (must equal an all-True mask)")
+    view = torch.tensor([[True, True], [True, True], [False, True], [False, True]]).t()   # non-contiguous (2, 4)
+    check.close(attn(x, view), attn(x, view.contiguous()), unit=A, kind="matmul", what="output",
+                case=check.describe(attention_mask=view, contiguous=False))
     good = torch.tensor([[True, True, False, False], [True, True, True, True]])
     for bad, why in ((good.float(), "a float mask: the mask must be bool"),
                      (good.long(), "an integer 0/1 mask: the mask must be bool"),

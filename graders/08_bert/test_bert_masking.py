@@ -159,7 +159,7 @@ def test_mlm_mask_reference_labels(impl):
 
 @pytest.mark.points(2)
 @examples(20)
-@given(shape=st.sampled_from([(3, 10), (1, 1), (1, 7), (9,), (2, 3, 5), (4, 1)]),
+@given(shape=st.sampled_from([(3, 10), (1, 1), (1, 7), (9,), (2, 3, 5), (4, 1), (0,), (2, 0)]),
        p=st.sampled_from([0.15, 0.5, 0.9]), seed=seeds(), transposed=st.booleans())
 def test_mlm_mask_invariants_on_every_draw(impl, shape, p, seed, transposed):
     # Rules that hold for every random draw: only chosen positions change, labels are the
