@@ -11,7 +11,6 @@ may be in it.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import tempfile
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from llmlab.authoring import sync
 from llmlab.course import paths, topics
-from llmlab.course.loader import RECORD, digest
+from llmlab.course.loader import digest, write_record
 
 TOP_FILES = ["conftest.py", "pyproject.toml", "Makefile", "install.py", ".gitignore"]
 GRADER_EXCLUDE = ("mutants.py", "fixtures.py")
@@ -72,13 +71,14 @@ def _write_bundle(out: Path, root: Path, selected: list[topics.Topic]) -> None:
         if (root / name).exists():
             shutil.copy2(root / name, out / name)
     shutil.copy2(package / "data" / "STUDENT_README.md", out / "README.md")
-    record = {}
     for topic in selected:
+        record = {}
         for path, text in sync.expected_files(topic).items():
             dest = out / "exercises" / topic.slug / path.name
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_text(text)
-            record[f"{topic.slug}/{path.name}"] = digest(text)
+            record[path.name] = digest(text)
+        write_record(out / "exercises" / topic.slug, record)
         gdest = out / "graders" / topic.slug
         gdest.mkdir(parents=True, exist_ok=True)
         for path in sorted(topic.graders.iterdir()):
@@ -87,7 +87,6 @@ def _write_bundle(out: Path, root: Path, selected: list[topics.Topic]) -> None:
                 shutil.copy2(path, gdest / path.name)
         if topic.reference.is_dir():
             shutil.copytree(topic.reference, out / "reference" / topic.slug, ignore=ignore)
-    (out / "exercises" / RECORD).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
 def audit(bundle: Path) -> list[str]:

@@ -8,19 +8,18 @@ signatures, docstrings with shapes and hints) is kept as written.
 
 Each exercise folder also gets its pytest entry, `test_<topic>.py`.
 
-`exercises/.generated.json` records the hash of what sync last wrote. A file whose content
+Each exercise folder's `.generated.json` records the hash of what sync last wrote there. A file whose content
 no longer matches it was edited (by a student) and is never overwritten without `force`.
 """
 
 from __future__ import annotations
 
 import ast
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmlab.course import paths, topics
-from llmlab.course.loader import RECORD, digest
+from llmlab.course.loader import RECORD, digest, read_record, write_record
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
@@ -131,15 +130,6 @@ def expected_files(topic: topics.Topic) -> dict[Path, str]:
     return files
 
 
-def _load_record() -> dict[str, str]:
-    path = paths.exercises_dir() / RECORD
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _key(path: Path) -> str:
-    return path.relative_to(paths.exercises_dir()).as_posix()
-
-
 UPSTREAM_SUFFIX = ".upstream"  # attention.py.upstream: the new skeleton beside an edited file
 
 
@@ -158,19 +148,20 @@ def sync(selected: list[topics.Topic], check: bool = False, force: bool = False)
     import time
 
     result = SyncResult()
-    record = _load_record()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for topic in selected:
+        record = read_record(topic)
         files = expected_files(topic)
         for path, text in files.items():
             current = path.read_text() if path.exists() else None
             if current == text:
                 result.unchanged.append(path)
-                if check and record.get(_key(path)) != digest(text):
-                    result.drift.append(f"exercises/{RECORD} does not record {_key(path)} (run `llmlab sync`)")
-                record[_key(path)] = digest(text)
+                if check and record.get(path.name) != digest(text):
+                    result.drift.append(f"exercises/{topic.slug}/{RECORD} does not record {path.name} "
+                                        f"(run `llmlab sync {topic.slug}`)")
+                record[path.name] = digest(text)
                 continue
-            edited = current is not None and record.get(_key(path)) != digest(current)
+            edited = current is not None and record.get(path.name) != digest(current)
             if check:
                 shown = path.relative_to(paths.root())
                 if current is None:
@@ -184,7 +175,7 @@ def sync(selected: list[topics.Topic], check: bool = False, force: bool = False)
             if edited and not force:
                 result.kept_edited.append(path)
                 upstream = path.with_name(path.name + UPSTREAM_SUFFIX)
-                if record.get(_key(path)) != digest(text):  # the skeleton changed since the student's copy
+                if record.get(path.name) != digest(text):  # the skeleton changed since the student's copy
                     upstream.write_text(text)
                     result.changed_upstream.append(upstream)
                 continue
@@ -192,13 +183,11 @@ def sync(selected: list[topics.Topic], check: bool = False, force: bool = False)
                 result.backups.append(_backup(path, stamp))
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
-            record[_key(path)] = digest(text)
+            record[path.name] = digest(text)
             result.written.append(path)
         if check:
             extra = [p for p in topic.exercises.glob("*.py") if p not in files] if topic.exercises.is_dir() else []
             result.drift.extend(f"{p.relative_to(paths.root())} has no source in solutions/" for p in extra)
-    if not check:
-        path = paths.exercises_dir() / RECORD
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(dict(sorted(record.items())), indent=1) + "\n")
+        else:
+            write_record(topic.exercises, record)
     return result

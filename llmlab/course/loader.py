@@ -19,7 +19,7 @@ from llmlab.course import paths
 from llmlab.course.topics import Topic
 
 
-RECORD = ".generated.json"  # exercises/.generated.json: the files sync (or release) wrote, with hashes
+RECORD = ".generated.json"  # exercises/NN_x/.generated.json: the files sync (or release) wrote there, with hashes
 
 
 class ImplementationError(Exception):
@@ -31,25 +31,32 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _record() -> dict[str, str]:
+def read_record(topic: Topic) -> dict[str, str]:
+    """{file name: hash} of the topic's exercise files as sync (or release) last wrote them;
+    one record per topic folder, so topics are generated and committed independently."""
     try:
-        return json.loads((paths.exercises_dir() / RECORD).read_text())
+        return json.loads((topic.exercises / RECORD).read_text())
     except (OSError, ValueError):
         return {}
 
 
+def write_record(folder: Path, record: dict[str, str]) -> None:
+    """Write a topic's record into its exercise folder (`folder` is exercises/NN_x)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / RECORD).write_text(json.dumps(dict(sorted(record.items())), indent=1) + "\n")
+
+
 def edited_modules(topic: Topic) -> list[Path]:
     """The topic's exercise files whose text differs from what was generated: the student's work."""
-    record = _record()
+    record = read_record(topic)
     return [path for path in sorted(topic.exercises.glob("*.py"))
-            if f"{topic.slug}/{path.name}" in record and record[f"{topic.slug}/{path.name}"] != digest(path.read_text())]
+            if path.name in record and record[path.name] != digest(path.read_text())]
 
 
 def expected_modules(topic: Topic) -> list[str]:
     """The module files a topic's implementation holds (e.g. ["attention.py"]), as recorded
     when its skeleton was written; empty when no record exists."""
-    names = [key.split("/", 1)[1] for key in _record() if key.startswith(f"{topic.slug}/")]
-    return sorted(n for n in names if not n.startswith("test_"))
+    return sorted(n for n in read_record(topic) if not n.startswith("test_"))
 
 
 def missing_modules(topic: Topic, folder: Path) -> list[str]:
