@@ -17,9 +17,10 @@ from llmlab.course import loader, topics
 
 
 def grader_locations(topic: topics.Topic) -> dict[str, str]:
-    """test function name -> grader file (path relative to the course root)."""
+    """test function name -> grader file (path relative to the course root), public files
+    first (hidden tests are the slow, thorough ones), then by file name."""
     found = {}
-    for path in sorted(topic.graders.glob("test_*.py")):
+    for path in sorted(topic.graders.glob("test_*.py"), key=lambda p: (p.stem.endswith("_hidden"), p.name)):
         tree = ast.parse(path.read_text())
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_"):
