@@ -38,7 +38,7 @@ def non_embedding_params(config: LlamaConfig) -> int:
     gains (C each) and, when config.qk_norm, the query and key norm gains (D each); then
     the final RMSNorm gain (C). F is config.hidden when it is set, else swiglu_hidden(C)
     (int(8C/3) rounded UP to a multiple of 16).
-    Returns a Python int; must not build the model. Equals
+    Returns a Python int; must not build the model (LLaMA-7B would take 27 GB). Equals
     sum(p.numel() for p in TinyLlama(config).parameters()) − 2·V·C.
     """
     # Hint: the given `swiglu_hidden` implements LLaMA's hidden-size rule.
@@ -67,7 +67,8 @@ def flops_per_token(config: LlamaConfig, seq_len: int | None = None, backward: b
     (and backward) of TinyLlama under `torch.nn.attention.sdpa_kernel(SDPBackend.MATH)`,
     divided by the number of tokens B·T.
     seq_len: an int in [1, config.block_size]; None means config.block_size.
-    Returns a Python int. Raises ValueError when seq_len is outside [1, block_size].
+    Returns a Python int, counted from the config: must not build or run the model (nor
+    use the flop counter). Raises ValueError when seq_len is outside [1, block_size].
     """
     # TODO(flops_per_token): your code here.
     raise NotImplementedError("TODO 10_scaling_laws: flops_per_token")

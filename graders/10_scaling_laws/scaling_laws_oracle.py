@@ -114,7 +114,13 @@ def flops_mistakes(cfg: LlamaConfig, T: int, backward: bool, right: int) -> dict
     else:
         out["backward counted although backward=False"] = right * 3
     if p["H"] != p["H_kv"]:
-        out["attention products counted with the kv heads"] = right - m * att + m * att * p["H_kv"] // p["H"]
+        kv = right - m * att + m * att * p["H_kv"] // p["H"]
+        if 2 * p["H_kv"] == p["H"]:   # the same number as the half score matrix: name both
+            del out["causal attention counted over half the score matrix"]
+            out["causal attention counted over half the score matrix, or attention products counted with "
+                "the kv heads (with H_kv = H/2 the two give the same count)"] = kv
+        else:
+            out["attention products counted with the kv heads"] = kv
         out["grouped-query attention ignored: k and v counted as C×C"] = right + m * 2 * p["gqa_extra"]
     if p["mlp_rounding"]:
         out["SwiGLU hidden size int(8C/3) not rounded up to a multiple of 16"] = right - m * 2 * p["mlp_rounding"]

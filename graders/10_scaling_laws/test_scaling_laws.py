@@ -28,9 +28,14 @@ from hypothesis import strategies as st
 
 import scaling_laws_oracle as O
 from llmlab.lib.llama import LlamaConfig, load_tiny_llama
-from llmlab.testing import check, reference, tensors
+from llmlab.testing import check, guard, reference, tensors
 from llmlab.testing.strategies import examples, seeds
 from llmlab.testing.tolerances import Tolerance
+
+
+# Counting units work from the config: building or running a model (or the flop counter) is
+# what they replace.
+NO_MODEL = ["llmlab.lib.llama.TinyLlama.__init__", "torch.utils.flop_counter.FlopCounterMode.__init__"]
 
 
 def _is_int(value) -> bool:
@@ -56,12 +61,14 @@ def test_non_embedding_params_by_hand(impl):
     # v 64·32 each, o 64·64 (12 288), SwiGLU 3·64·176 (33 792), two norms 128: 46 208. Two
     # blocks and the final norm: 92 480.
     cfg = LlamaConfig(vocab_size=50, block_size=16, n_layer=2, n_head=4, n_kv_head=2, d_model=64)
-    got = impl.non_embedding_params(cfg)
+    got = guard.call_without("non_embedding_params", NO_MODEL, impl.non_embedding_params, cfg,
+                             hint="Count the parameters from the config's fields.")
     check.equal(got, 92_480, unit="non_embedding_params", case=check.describe(config=cfg),
                 mistakes=O.param_mistakes(cfg, 92_480))
     check.that(_is_int(got), "non_embedding_params", f"must return a Python int, got {type(got).__name__}")
     llama = LlamaConfig(**O.LLAMA_7B)
-    check.equal(impl.non_embedding_params(llama), O.LLAMA_7B_NON_EMBEDDING, unit="non_embedding_params",
+    check.equal(guard.call_without("non_embedding_params", NO_MODEL, impl.non_embedding_params, llama),
+                O.LLAMA_7B_NON_EMBEDDING, unit="non_embedding_params",
                 case="LLaMA-7B: " + check.describe(**O.LLAMA_7B),
                 what="LLaMA-7B's non-embedding parameters (6.74e9 in all, minus 2·32000·4096)",
                 mistakes=O.param_mistakes(llama, O.LLAMA_7B_NON_EMBEDDING))
@@ -104,7 +111,8 @@ def test_flops_per_token_by_hand(impl):
     # Forward 2·6320 + 4·2·8·16 = 13 664; with the backward 3·13 664 = 40 992.
     cfg = O.config()
     case = check.describe(config=cfg)
-    got = impl.flops_per_token(cfg)
+    got = guard.call_without("flops_per_token", NO_MODEL, impl.flops_per_token, cfg,
+                             hint="Count the FLOPs from the config's fields.")
     check.equal(got, 40_992, unit="flops_per_token", case=case, what="training FLOPs per token at T = block_size",
                 mistakes=O.flops_mistakes(cfg, 8, True, 40_992))
     check.that(_is_int(got), "flops_per_token", f"must return a Python int, got {type(got).__name__}", case=case)
@@ -410,45 +418,44 @@ def test_fit_power_law_raises(impl):
 
 # ---------------------------------------------------------------- training_memory_bytes
 
-MEMORY_CASES = [  # (params, optimizer, precision, bytes)
-    (7_500_000_000, "adamw", "mixed", 120_000_000_000),      # ZeRO's example: 16 bytes per parameter
-    (7_500_000_000, "adam", "mixed", 120_000_000_000),
-    (1_000, "adamw", "fp32", 16_000),
-    (1_000, "adamw", "bf16", 8_000),
-    (1_000, "sgd", "fp32", 8_000),
-    (1_000, "sgd", "bf16", 4_000),
-    (1_000, "sgd", "mixed", 8_000),
-    (1_000, "momentum", "fp32", 12_000),
-    (1_000, "momentum", "bf16", 6_000),
-    (1_000, "momentum", "mixed", 12_000),
-    (0, "adamw", "mixed", 0),
-    (1, "adam", "bf16", 8),
-]
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
+BYTES_PER_PARAM = {"fp32": (8, 12, 16, 16), "bf16": (4, 6, 8, 8), "mixed": (8, 12, 16, 16)}
 
 
-def _memory_mistakes(n, optimizer, precision):
-    states = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}[optimizer]
-    width = {"fp32": 4, "bf16": 2, "mixed": 2}[precision]
-    out = {"gradients not counted": n * (width + (4 + 4 * states if precision == "mixed" else width * states)),
-           "Adam counted with one state": n * ({"fp32": 12, "bf16": 6, "mixed": 12}[precision])
-           if states == 2 else -1}
+def _memory_mistakes(precision: str) -> dict:
+    """Bytes per parameter for (sgd, momentum, adam, adamw) under each known mistake: the
+    four values together tell the mistakes apart (one optimizer alone often cannot)."""
+    width = {"fp32": 4, "bf16": 2}.get(precision)
+    out = {}
     if precision == "mixed":
-        out["mixed precision without the float32 master weights"] = n * (4 + 4 * states)
-        out["mixed precision with the states in bf16"] = n * (8 + 2 * states)
+        out["mixed precision without the float32 master weights"] = (4, 8, 12, 12)
+        out["mixed precision with the states in bf16"] = (8, 10, 12, 12)
+        out["gradients not counted"] = (6, 10, 14, 14)
+    else:
+        out["gradients not counted"] = tuple(width * (1 + s) for s in (0, 1, 2, 2))
+    right = BYTES_PER_PARAM[precision]
+    out["Adam counted with one state"] = right[:2] + (right[1], right[1])
+    out["momentum buffer not counted"] = (right[0], right[0], right[2], right[3])
     return out
 
 
 @pytest.mark.points(2)
 def test_training_memory_worked_cases(impl):
-    for n, optimizer, precision, expected in MEMORY_CASES:
+    unit = "training_memory_bytes"
+    for precision, expected in BYTES_PER_PARAM.items():
+        got = tuple(impl.training_memory_bytes(1000, o, precision) / 1000 for o in OPTIMIZERS)
+        check.equal(got, tuple(float(v) for v in expected), unit=unit, what=f"bytes per parameter for {OPTIMIZERS}",
+                    case=check.describe(params=1000, precision=precision), mistakes=_memory_mistakes(precision))
+    # ZeRO's example: 7.5e9 parameters, mixed-precision Adam, 16 bytes each.
+    for n, optimizer, precision, expected in ((7_500_000_000, "adamw", "mixed", 120_000_000_000),
+                                              (7_500_000_000, "adam", "mixed", 120_000_000_000),
+                                              (0, "adamw", "mixed", 0), (1, "adam", "bf16", 8), (3, "sgd", "fp32", 24)):
         case = check.describe(params=n, optimizer=optimizer, precision=precision)
         got = impl.training_memory_bytes(n, optimizer, precision)
-        check.equal(got, expected, unit="training_memory_bytes", case=case, what="bytes",
-                    mistakes=_memory_mistakes(n, optimizer, precision))
-        check.that(_is_int(got), "training_memory_bytes", f"must return a Python int, got {type(got).__name__}",
-                   case=case)
-    check.equal(impl.training_memory_bytes(10), 160, unit="training_memory_bytes",
-                case="params=10 with the defaults", what="bytes (defaults: adamw, fp32)")
+        check.equal(got, expected, unit=unit, case=case, what="bytes")
+        check.that(_is_int(got), unit, f"must return a Python int, got {type(got).__name__}", case=case)
+    check.equal(impl.training_memory_bytes(10), 160, unit=unit, case="params=10 with the defaults",
+                what="bytes (defaults: adamw, fp32)")
 
 
 @pytest.mark.points(3)
@@ -469,7 +476,8 @@ def test_training_memory_matches_real_optimizer_state(impl):
             check.equal(impl.training_memory_bytes(n, optimizer, precision), expected, unit="training_memory_bytes",
                         case=case, what=f"bytes a real {type(make([torch.nn.Parameter(torch.zeros(1))])).__name__} "
                                         f"run holds in {dtype}",
-                        mistakes=_memory_mistakes(n, optimizer, precision))
+                        mistakes={k: n * v[OPTIMIZERS.index(optimizer)]
+                                  for k, v in _memory_mistakes(precision).items()})
 
 
 @pytest.mark.points(1)
