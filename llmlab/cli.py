@@ -287,8 +287,20 @@ def _refused_in_bundle(args) -> str | None:
     return None
 
 
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line. Topic names may also follow options (`notebooks build --dir X
+    06_llama`), which argparse alone rejects once the topics positional has been passed."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and isinstance(getattr(args, "topics", None), list) and not any(e.startswith("-") for e in extra):
+        args.topics += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     refusal = _refused_in_bundle(args)
     if refusal:
         console.print(f"[red]error:[/red] {refusal}", soft_wrap=True)

@@ -109,3 +109,17 @@ def test_doctor_finds_nothing_wrong_with_the_course_set_up(monkeypatch, capsys):
     """Every module doctor checks is a dependency of pyproject.toml, installed by the set-up."""
     monkeypatch.setenv("LLMLAB_ROOT", str(REPO))
     assert main(["doctor"]) == 0, capsys.readouterr().out
+
+
+def test_topics_may_follow_options_and_stray_arguments_are_refused(capsys):
+    from llmlab import cli
+    assert cli.parse(["notebooks", "build", "--dir", "X", "06_llama", "07_moe"]).topics == ["06_llama", "07_moe"]
+    assert cli.parse(["grade", "--json", "F", "3"]).topics == ["3"]
+    for argv in (["doctor", "extra"], ["grade", "01_tokenizer", "--no-such-flag"]):
+        try:
+            cli.parse(argv)
+        except SystemExit as exc:
+            assert exc.code == 2
+        else:
+            raise AssertionError(f"{argv} was accepted")
+    assert "unrecognized arguments" in capsys.readouterr().err
