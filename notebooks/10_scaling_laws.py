@@ -312,9 +312,9 @@ print(f"lowest validation loss at this budget: {best['val']:.4f}, the model with
       f"non-embedding parameters ({runs.index(best) + 1} of 5 by size)")
 
 # %% [markdown]
-# The MFU column compares each run's model FLOP/s with the matmul speed measured above. Small
-# models spend most of their time outside large matmuls (Python, small kernels, the optimizer),
-# so the printed values say how far each run is from that speed at these sizes.
+# The MFU column compares each run's model FLOP/s with the matmul speed measured above. A run
+# far below 1 spends its time outside large matmuls — Python, small kernels, the optimizer —
+# which is the usual state of very small models; compare the column across the five sizes.
 #
 # ### 4.3 A law in compute
 #
