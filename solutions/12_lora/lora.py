@@ -343,7 +343,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     if na == 0 or nb == 0:
         raise ValueError("slerp is undefined for an all-zero tensor")
     cos = ((a * b).sum() / (na * nb)).clamp(-1.0, 1.0)
-    if abs(float(cos)) > 0.9995:
+    if bool(cos.detach().abs() > 0.9995):
         return (1 - t) * a + t * b                                    # sin θ ≈ 0: interpolate linearly
     theta = torch.arccos(cos)
     return (torch.sin((1 - t) * theta) * a + torch.sin(t * theta) * b) / torch.sin(theta)
