@@ -157,6 +157,24 @@ def param_grads(module, fn, seed: int = 0):
 
 # ---------------------------------------------------------------- GRPO
 
+class PlainSGD:
+    """p ← p − lr·grad: the optimizer interface grpo_step documents (zero_grad, step), without
+    torch.optim (whose first construction imports torch._dynamo: seconds of start-up)."""
+
+    def __init__(self, params, lr: float):
+        self.params, self.lr = list(params), lr
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for p in self.params:
+            if p.grad is not None:
+                p.add_(p.grad, alpha=-self.lr)
+
+
 def grpo_advantages_oracle(rewards, group_size: int, eps: float = 1e-6):
     out = torch.zeros(rewards.shape, dtype=torch.float64)
     r = rewards.double().tolist()

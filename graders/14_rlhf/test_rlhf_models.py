@@ -252,9 +252,9 @@ def test_grpo_step_matches_oracle_update(impl):
             seen.append(ids.clone())
             return _reward_fn(ids)
 
-        got = impl.grpo_step(policy, torch.optim.SGD(policy.parameters(), lr=0.5), prompts, recording, 4, 5,
+        got = impl.grpo_step(policy, O.PlainSGD(policy.parameters(), lr=0.5), prompts, recording, 4, 5,
                              clip_eps=clip, epochs=epochs, generator=tensors.generator(7))
-        want, ids = O.grpo_step_oracle(twin, torch.optim.SGD(twin.parameters(), lr=0.5), prompts, _reward_fn, 4, 5,
+        want, ids = O.grpo_step_oracle(twin, O.PlainSGD(twin.parameters(), lr=0.5), prompts, _reward_fn, 4, 5,
                                        clip, epochs, tensors.generator(7))
         case = check.describe(prompts=prompts, group_size=4, response_len=5, clip_eps=clip, epochs=epochs)
         check.that(len(seen) == 1, "grpo_step", f"reward_fn must be called once per step, it was called {len(seen)} "

@@ -377,11 +377,13 @@ def count_up_reward(ids: torch.Tensor, prompt_len: int = 1) -> torch.Tensor:
     return ((cur - prev) % 10 == 1).float().mean(dim=1)
 
 
-def grpo_step(policy: nn.Module, optimizer: torch.optim.Optimizer, prompts: torch.Tensor,
+def grpo_step(policy: nn.Module, optimizer, prompts: torch.Tensor,
               reward_fn: Callable[[torch.Tensor], torch.Tensor], group_size: int, response_len: int,
               clip_eps: float = 0.2, epochs: int = 2, generator: torch.Generator | None = None) -> float:
     """One GRPO update of `policy` (a language model: `policy(ids)` -> (logits, loss)).
 
+    optimizer: a torch.optim.Optimizer over the policy's parameters, or any object with
+               its `zero_grad(set_to_none=True)` and `step()` methods.
     prompts: (B, P) int64. In this order:
       1. ids = sample_responses(policy, prompts.repeat_interleave(group_size, dim=0),
          response_len, generator): (B·G, P + L), the G responses of a prompt consecutive;
