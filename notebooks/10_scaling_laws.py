@@ -15,7 +15,8 @@
 #
 # How much does a training run cost, and what does a bigger one buy? This chapter counts the
 # cost — parameters, floating-point operations (FLOPs), memory — and then measures what it
-# buys: we train five tiny models on the same FLOP budget and fit a power law to their losses.
+# buys: we train five tiny models on the same FLOP budget and fit a power law to the lowest
+# losses they reach along the way.
 #
 # | unit | what it does |
 # |---|---|
@@ -261,7 +262,7 @@ SHAPES = [  # (n_layer, n_head, n_kv_head, d_model)
 configs = [LlamaConfig(vocab_size=codec.vocab_size, block_size=BLOCK, n_layer=L, n_head=H, n_kv_head=K, d_model=C)
            for L, H, K, C in SHAPES]
 fpt = [flops_per_token(c) for c in configs]
-C_BUDGET = 60 * fpt[-1] * BATCH * BLOCK                 # the largest model gets 60 steps
+C_BUDGET = 30 * fpt[-1] * BATCH * BLOCK                 # the largest model gets 30 steps
 steps = [max(1, round(C_BUDGET / (f * BATCH * BLOCK))) for f in fpt]
 print(f"V = {codec.vocab_size}, {len(train_ids):,} training characters; budget {C_BUDGET:.3e} FLOPs per model")
 print(f"{'layers':>6} {'d_model':>7} {'params':>8} {'non-emb':>8} {'FLOPs/token':>12} {'steps':>6} {'tokens':>9}")
@@ -319,8 +320,10 @@ print(f"lowest validation loss at this budget: {best['val']:.4f}, the model with
 # ### 4.3 A law in compute
 #
 # Each run's training loss after `k` steps is a loss reached with `k · f · 16 · 32` FLOPs. On a
-# log-spaced grid of compute values we take, for each value, the lowest smoothed training loss
-# that any run had reached by then — the *compute frontier* — and fit `L(C) = a·C^(−alpha) + c`.
+# log-spaced grid of compute values (the last 1.5 decades, after the first warmup steps) we take,
+# for each value, the lowest smoothed training loss that any run had reached by then — the
+# *compute frontier* — and fit `L(C) = a·C^(−alpha) + c`. The rms residual printed with the fit
+# says how well one power law describes these frontier points.
 # (Intermediate points of a cosine run are not what a run tuned to that smaller budget would
 # reach, so this frontier is an upper bound of the one Kaplan et al. measure.)
 
@@ -339,7 +342,7 @@ curves = []
 for r in runs:
     spent = [(k + 1) * r["fpt"] * BATCH * BLOCK for k in range(r["steps"])]
     curves.append((spent, smoothed(r["losses"])))
-grid = torch.logspace(math.log10(C_BUDGET) - 2, math.log10(C_BUDGET), 12, dtype=torch.float64).tolist()
+grid = torch.logspace(math.log10(C_BUDGET) - 1.5, math.log10(C_BUDGET), 12, dtype=torch.float64).tolist()
 frontier = []
 for budget in grid:
     reached = [min(l for s, l in zip(spent, loss) if s <= budget) for spent, loss in curves if spent[0] <= budget]
@@ -351,21 +354,20 @@ print(f"frontier fit: L(C) = {a_c:.4g} · C^(−{alpha_c:.4f}) + {c_c:.4f}; rms 
       f"over frontier losses from {max(frontier):.3f} to {min(frontier):.3f}")
 
 # %% [markdown]
-# ### 4.4 A law in model size
+# ### 4.4 The fixed-budget curve
 #
-# At the fixed budget the final validation losses against the non-embedding parameters. Fitting
-# `L(N) = a·N^(−alpha) + c` to five points is only meaningful where the losses fall with `N`;
-# the cell prints whether they did in this run.
+# At the fixed budget, the final validation losses against the non-embedding parameters: an
+# *IsoFLOP* curve (Hoffmann et al.'s second method). Too small a model cannot fit the text;
+# too large a one sees too few tokens for its budget. The cell prints whether the measured
+# losses fall monotonically with `N` here, where the minimum lies, and what Chinchilla's rule
+# of 20 tokens per parameter would pick for this budget.
 
 # %%
 xs = [r["params"] for r in runs]
 vals = [r["val"] for r in runs]
 decreasing = all(b < a for a, b in zip(vals, vals[1:]))
-a_n, alpha_n, c_n = fit_power_law(xs, vals)
 print(f"validation losses {[round(v, 4) for v in vals]}: "
       f"{'decreasing' if decreasing else 'not monotone'} in N at this budget")
-print(f"L(N) = {a_n:.4g} · N^(−{alpha_n:.4f}) + {c_n:.4f}; residuals "
-      f"{[round(a_n * x ** -alpha_n + c_n - v, 4) for x, v in zip(xs, vals)]}")
 n_chin, d_chin = chinchilla_optimal(C_BUDGET)
 print(f"Chinchilla's rule for this budget: N = {n_chin:,.0f}, D = {d_chin:,.0f} tokens; the lowest measured "
       f"loss came from N = {best['params']:,} trained on {best['steps'] * BATCH * BLOCK:,} tokens "
@@ -379,9 +381,8 @@ axes[0].plot(grid, frontier, "ko", label="frontier")
 axes[0].plot(grid, pred, "k--", label=f"fit: α = {alpha_c:.3f}, c = {c_c:.2f}")
 axes[0].set(xscale="log", xlabel="training FLOPs", ylabel="training loss (smoothed)", title="loss against compute")
 axes[0].legend(fontsize=8)
-fine = torch.logspace(math.log10(min(xs)), math.log10(max(xs)), 50, dtype=torch.float64).tolist()
-axes[1].plot(xs, vals, "o", label="validation loss")
-axes[1].plot(fine, [a_n * v ** -alpha_n + c_n for v in fine], "--", label=f"fit: α = {alpha_n:.3f}")
+axes[1].plot(xs, vals, "o-", label="validation loss")
+axes[1].axvline(n_chin, color="grey", ls="--", label="Chinchilla's rule")
 axes[1].set(xscale="log", xlabel="non-embedding parameters", ylabel="validation loss",
             title=f"fixed budget {C_BUDGET:.2e} FLOPs")
 axes[1].legend()
@@ -416,8 +417,9 @@ print(f"{n_big:,} parameters: formula {training_memory_bytes(n_big):,} bytes, me
 # * A power law `a·x^(−alpha) + c` is fitted by projecting out the linear `(a, c)` and searching
 #   one exponent; the fit is checked by recovering known laws from noisy data.
 # * Mixed-precision AdamW holds 16 bytes per parameter before any activation.
-# * The experiment's printed numbers give this chapter's measured exponents; at five tiny
-#   models and one budget they describe these runs, not a general law.
+# * The experiment's printed numbers give this chapter's measured frontier exponent and the
+#   shape of one fixed-budget curve; at five tiny models and one budget they describe these
+#   runs, not a general law.
 #
 # ## 6. Exercises
 #
