@@ -111,7 +111,7 @@ def test_reward_model_learns_preferences_slow_hidden(impl):
                "held-out pairs correctly (expected > 0.75)", case="prefer the string with more 7s")
 
 
-GRPO_STEPS, GRPO_THRESHOLD = 60, 0.5
+GRPO_STEPS, GRPO_THRESHOLD = 40, 0.5
 
 
 @pytest.mark.hidden
@@ -120,8 +120,8 @@ GRPO_STEPS, GRPO_THRESHOLD = 60, 0.5
 def test_grpo_loop_raises_mean_reward_slow_hidden(impl):
     # The chapter's task: count up by one from the prompt digit. A fresh policy scores about
     # 0.1 (one digit in ten is right by chance). Measured for the reference on seeds 0–3 (the
-    # seed of torch.manual_seed and of the generator): the mean reward of the last ten of 60
-    # steps was 0.987, 0.977, 0.991, 0.769 (the first five steps: 0.20–0.22). The threshold
+    # seed of torch.manual_seed and of the generator): the mean reward of the last ten of 40
+    # steps was 0.979, 0.981, 0.901, 0.849 (the first five steps: 0.20–0.22). The threshold
     # 0.5 sits well below the worst of them and far above chance; the test uses seed 0.
     torch.manual_seed(0)
     policy = TinyLlama(LlamaConfig(vocab_size=10, block_size=8, n_layer=1, n_head=2, n_kv_head=1, d_model=32))
