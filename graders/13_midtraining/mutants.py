@@ -73,10 +73,11 @@ MUTANTS = [
            find="return torch.cat(xs), torch.cat(ys)", replace="return torch.cat(xs[::-1]), torch.cat(ys[::-1])",
            message="new rows placed before the old rows"),
     Mutant("replay windows ignore the generator", F,
-           find="random_windows(old_data, n_old, block_size, generator)", replace="random_windows(old_data, n_old, block_size)"),
+           find="x_old, y_old = random_windows(old_data, n_old, block_size, generator)",
+           replace="x_old, y_old = random_windows(old_data, n_old, block_size)"),
     Mutant("replayed rows drawn from the new data", F,
-           find="random_windows(old_data, n_old, block_size, generator)",
-           replace="random_windows(new_data, n_old, block_size, generator)"),
+           find="x_old, y_old = random_windows(old_data, n_old, block_size, generator)",
+           replace="x_old, y_old = random_windows(new_data, n_old, block_size, generator)"),
 
     # ---- average_checkpoints
     Mutant("checkpoint weights not normalised", F,
@@ -123,19 +124,13 @@ MUTANTS = [
     Mutant("gradients never cleared", F,
            find="        optimizer.zero_grad(set_to_none=True)\n", replace=""),
     Mutant("Adam's default betas instead of (0.9, 0.95)", F,
-           find="betas=(0.9, 0.95), weight_decay=0.1)", replace="weight_decay=0.1)"),
+           find="optimizer = torch.optim.AdamW(model.parameters(), lr=max_lr, betas=(0.9, 0.95), weight_decay=0.1)",
+           replace="optimizer = torch.optim.AdamW(model.parameters(), lr=max_lr, weight_decay=0.1)"),
     Mutant("EMA never updated during the run", F,
            find="        if ema is not None:\n            ema.update(model)\n", replace=""),
 ]
 
 VARIANTS = [
-    Variant("WSD cool-down by the remaining fraction, written with min and max", F,
-            find="""    if shape == "linear":
-        return max_lr - (max_lr - min_lr) * progress
-""",
-            replace="""    if shape == "linear":
-        return min_lr + (max_lr - min_lr) * max(0.0, min(1.0, 1.0 - progress))
-"""),
     Variant("mixture weights through float64 tensors and torch.lerp", F,
             find="""    p = [w / sum(start) for w in start]
     q = [w / sum(end) for w in end]
@@ -169,15 +164,6 @@ VARIANTS = [
     Variant("EMA update with lerp_", F,
             find="self.shadow[k].mul_(self.decay).add_(v, alpha=1.0 - self.decay)",
             replace="self.shadow[k].lerp_(v, 1.0 - self.decay)"),
-    Variant("gradients zeroed in place at the top of each step", F,
-            find="""        x, y = replay_batch(new_data, old_data, batch_size, block_size, replay_fraction, generator)  # (B, T)
-        _, loss = model(x, y)
-        optimizer.zero_grad(set_to_none=True)
-""",
-            replace="""        optimizer.zero_grad(set_to_none=False)
-        x, y = replay_batch(new_data, old_data, batch_size, block_size, replay_fraction, generator)  # (B, T)
-        _, loss = model(x, y)
-"""),
 ]
 
 # Survivors of `llmlab mutate 13_midtraining` that compute what the solution computes for
