@@ -55,8 +55,8 @@ MUTANTS = [
 
     # ---- minhash_signature
     Mutant("Python's salted hash() instead of SHA-256", F,
-           find='int.from_bytes(hashlib.sha256(s.encode("utf-8")).digest()[:8], "big") % P',
-           replace="hash(s) % P", message="salted"),
+           find='x = torch.tensor([int.from_bytes(hashlib.sha256(s.encode("utf-8")).digest()[:8], "big") % P',
+           replace="x = torch.tensor([hash(s) % P", message="salted"),
     Mutant("b drawn before a", F,
            find="""    a = torch.randint(1, P, (num_perm,), generator=g)                            # (K,)
     b = torch.randint(0, P, (num_perm,), generator=g)                            # (K,)""",
@@ -66,7 +66,8 @@ MUTANTS = [
     Mutant("signature takes the maximum", F,
            find="return hashed.min(dim=1).values", replace="return hashed.max(dim=1).values"),
     Mutant("base hash read little-endian", F,
-           find='.digest()[:8], "big") % P', replace='.digest()[:8], "little") % P'),
+           find='"big") % P\n                      for s in items]',
+           replace='"little") % P\n                      for s in items]'),
 
     # ---- LSH
     Mutant("bands and rows swapped", F,
@@ -99,7 +100,7 @@ MUTANTS = [
 
     # ---- fim_transform
     Mutant("FIM cut points not sorted", F,
-           find="lo, hi = min(i, j), max(i, j)", replace="lo, hi = i, j",
+           find="    lo, hi = min(i, j), max(i, j)\n", replace="    lo, hi = i, j\n",
            message="cut points not sorted"),
     Mutant("SPM laid out like PSM", F,
            find="return FIM_PREFIX + FIM_SUFFIX + suffix + FIM_MIDDLE + prefix + middle",
@@ -121,7 +122,8 @@ MUTANTS = [
     Mutant("temperature not validated", F,
            find="    if not (math.isfinite(temperature) and temperature > 0):", replace="    if temperature == 0:"),
     Mutant("sampler draws without replacement", F,
-           find="replacement=True, generator=generator)", replace="replacement=False, generator=generator)"),
+           find="return torch.multinomial(probs, num_samples, replacement=True, generator=generator)",
+           replace="return torch.multinomial(probs, num_samples, replacement=False, generator=generator)"),
 ]
 
 VARIANTS = [
