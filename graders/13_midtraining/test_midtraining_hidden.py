@@ -18,8 +18,8 @@ from llmlab.testing import check, tensors
 
 
 @pytest.mark.hidden
-@pytest.mark.points(2)
-def test_schedules_at_real_sizes_hidden(impl):
+@pytest.mark.points(1)
+def test_wsd_at_real_sizes_hidden(impl):
     for shape in ("linear", "cosine", "sqrt"):
         args = (3e-3, 3e-5, 2000, 50_000, 10_000, shape)
         steps = [0, 999, 1999, 2000, 30_000, 51_999, 52_000, 52_001, 55_555, 61_999, 62_000, 10**7]
@@ -28,6 +28,11 @@ def test_schedules_at_real_sizes_hidden(impl):
         check.close(torch.tensor(got, dtype=torch.float64), torch.tensor(want, dtype=torch.float64),
                     unit="wsd_schedule", kind="elementwise", what="rates of a 62,000-step run",
                     case=check.describe(steps=steps, args=args))
+
+
+@pytest.mark.hidden
+@pytest.mark.points(1)
+def test_rewarm_at_real_sizes_hidden(impl):
     args = (3e-5, 1e-3, 1e-5, 500, 8000)
     steps = [0, 1, 250, 499, 500, 501, 4250, 7999, 8000, 9000]
     got = [impl.rewarm_schedule(s, *args) for s in steps]
