@@ -139,5 +139,14 @@ VARIANTS = [
 
 # Survivors of `llmlab mutate 12_lora` that compute what the solution computes for every
 # input the docstrings allow (the key is the id the command prints).
+_CLAMP = ("cos θ leaves [−1, 1] only by rounding, and then |cos θ| > 0.9995, so the linear-interpolation "
+          "branch runs, which does not use cos θ: a wider clamp changes nothing that is returned")
 EQUIVALENT = {
+    "lora.py: `1.0` -> `2.0` in `cos = ((a * b).sum() / (na * nb)).clamp(-1.0, 1.0)`": _CLAMP,
+    "lora.py: `1.0` -> `2.0` (#2) in `cos = ((a * b).sum() / (na * nb)).clamp(-1.0, 1.0)`": _CLAMP,
+    "lora.py: `>` -> `>=` in `if bool(cos.detach().abs() > 0.9995):`":
+        "the two differ only when the computed |cos θ| is exactly 0.9995; there the docstring's rule depends on "
+        "the last bit of how cos θ is rounded (dot / (‖a‖‖b‖), F.cosine_similarity and a float32 norm put "
+        "the same vectors on either side), so a grader cannot test it without failing correct code, and the "
+        "two branches differ there by about 1e-4 relative (slerp and lerp at θ = 0.032)",
 }

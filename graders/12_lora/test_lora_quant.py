@@ -161,7 +161,9 @@ def test_nf4_errors(impl):
         check.expect_raises(ValueError, impl.nf4_quantize, *args, unit="nf4_quantize", why=why,
                             case=check.describe(w=w, block_size=block_size))
     for codes, absmax, why in ((torch.zeros(12, dtype=torch.uint8), torch.ones(2), "12 codes for 2 blocks of 8"),
-                               (torch.full((8,), 16, dtype=torch.uint8), torch.ones(1), "code 16 does not exist")):
+                               (torch.full((8,), 16, dtype=torch.uint8), torch.ones(1), "code 16 does not exist"),
+                               (torch.tensor([0, 3, 15, 7, 16, 1, 2, 9], dtype=torch.uint8), torch.ones(1),
+                                "one code of 16 among valid codes")):
         check.expect_raises(ValueError, impl.nf4_dequantize, codes, absmax, 8, unit="nf4_dequantize", why=why,
                             case=check.describe(codes=codes, absmax=absmax, block_size=8))
 
