@@ -201,7 +201,7 @@ y_demo = (20.0 * x_demo ** -0.3 + 1.2) * (1 + 0.01 * torch.randn(8, generator=to
 print("true (a, alpha, c) = (20, 0.3, 1.2); fitted:", tuple(round(v, 4) for v in fit_power_law(x_demo, y_demo)))
 
 # %%
-#| grade: test_fit_power_law_recovers_exact_laws test_fit_power_law_recovers_parameters_from_noisy_data test_fit_power_law_is_the_least_squares_optimum test_fit_power_law_equivariances test_fit_power_law_input_forms test_fit_power_law_matches_reference test_fit_power_law_raises test_fit_power_law_chinchilla_curve_hidden
+#| grade: test_fit_power_law_recovers_exact_laws test_fit_power_law_recovers_parameters_from_noisy_data test_fit_power_law_is_the_least_squares_optimum test_fit_power_law_equivariances test_fit_power_law_at_the_edges_of_the_alpha_range test_fit_power_law_input_forms test_fit_power_law_matches_reference test_fit_power_law_raises test_fit_power_law_chinchilla_curve_hidden
 
 # %% [markdown]
 # ### 3.5 `training_memory_bytes`

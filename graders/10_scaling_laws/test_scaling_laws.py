@@ -367,6 +367,47 @@ def test_fit_power_law_equivariances(impl):
                   what="fit of y against s·x (expected a·s^alpha, alpha, c from your fit of y)")
 
 
+def _profile_minimum(x, y, lo: float, hi: float, n: int = 40_001) -> tuple[float, float]:
+    """Brute force: the smallest sum of squares over alpha on a fine grid of [lo, hi], with
+    the best (a, c) for each alpha in closed form. Returns (S, alpha)."""
+    x = torch.as_tensor(x, dtype=torch.float64)
+    y = torch.as_tensor(y, dtype=torch.float64)
+    alphas = torch.linspace(lo, hi, n, dtype=torch.float64)
+    basis = x[None, :] ** -alphas[:, None]                                  # (n, points)
+    b = basis - basis.mean(dim=1, keepdim=True)
+    slope = (b * (y - y.mean())).sum(dim=1) / (b * b).sum(dim=1)
+    resid = slope[:, None] * b - (y - y.mean())
+    s = (resid ** 2).sum(dim=1)
+    i = int(s.argmin())
+    return float(s[i]), float(alphas[i])
+
+
+@pytest.mark.points(2)
+def test_fit_power_law_at_the_edges_of_the_alpha_range(impl):
+    # The docstring's range of exponents is [0.01, 4]: data from a steeper law (alpha 4.5) or
+    # a flatter one (alpha 0.002) are fitted best at the edge of the range. Also a law whose
+    # exponent (0.0735) lies between two points of any coarse grid of step 0.01.
+    lo, hi = 0.01, 4.0
+    for a, alpha, c, x, edge in ((2.0, 4.5, 1.0, torch.linspace(1, 3, 6, dtype=torch.float64), hi),
+                                 (1.0, 0.002, 0.0, torch.logspace(0, 6, 8, dtype=torch.float64), lo),
+                                 (6.0, 0.0735, 0.4, torch.logspace(2, 9, 9, dtype=torch.float64), None)):
+        y = a * x ** (-alpha) + c
+        case = check.describe(x=x, a=a, alpha=alpha, c=c)
+        got = impl.fit_power_law(x, y)
+        check.that(isinstance(got, tuple) and len(got) == 3, "fit_power_law", "must return (a, alpha, c)", case=case)
+        s_brute, alpha_brute = _profile_minimum(x, y, lo, hi)
+        s_got = O.rss(x, y, *got)
+        check.that(s_got <= s_brute * (1 + 1e-6) + 1e-20 * float((y ** 2).sum()), "fit_power_law",
+                   "the fit is not the least-squares optimum over 0.01 ≤ alpha ≤ 4",
+                   f"sum of squares {s_got:.8g} at {got}; a brute-force search over alpha reaches "
+                   f"{s_brute:.8g} at alpha = {alpha_brute:.6g}", case=case)
+        expected = edge if edge is not None else alpha
+        check.that(abs(got[1] - expected) <= 1e-6 * expected, "fit_power_law",
+                   f"alpha = {got[1]!r}, expected {expected!r}"
+                   + (" (the edge of the range, where the constrained optimum lies)" if edge is not None else ""),
+                   case=case)
+
+
 @pytest.mark.points(2)
 def test_fit_power_law_input_forms(impl):
     a, alpha, c = 5.0, 0.5, 1.0
@@ -504,7 +545,7 @@ def test_mfu_hand_values_and_ratio(impl):
     # 16 000 tokens/s of a 1.3e9-parameter model (6N = 7.8e9 FLOPs per token) on a 312
     # TFLOP/s chip: 1.248e14 / 3.12e14 = 0.4.
     cases = [((16_000, 7.8e9, 312e12), 0.4), ((0.0, 1e9, 1e12), 0.0), ((3, 5, 15), 1.0), ((1e6, 4e9, 1e15), 4.0),
-             ((2.5, 40_992, 1e6), 2.5 * 40_992 / 1e6)]
+             ((2.5, 40_992, 1e6), 2.5 * 40_992 / 1e6), ((3, 0.5, 0.75), 2.0), ((10, 4.0, 0.5), 80.0)]
     for args, expected in cases:
         got = impl.mfu(*args)
         case = check.describe(tokens_per_s=args[0], flops_per_token=args[1], peak_flops=args[2])
