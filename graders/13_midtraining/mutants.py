@@ -168,4 +168,24 @@ VARIANTS = [
 
 # Survivors of `llmlab mutate 13_midtraining` that compute what the solution computes for
 # every input the docstrings allow (the key is the id the command prints).
-EQUIVALENT: dict[str, str] = {}
+_LABEL_ONLY = ("only the index printed in the error message changes: every state dict after the first "
+               "is still compared with the first (comparing the first with itself is a no-op), so the same "
+               "inputs raise the same ValueError and the rest return the same average")
+EQUIVALENT = {
+    "midtraining.py: `1` -> `0` in `if batch_size < 1:`":
+        "batch_size 0 (or negative) then draws no rows at all, and `torch.cat([])` raises ValueError "
+        "itself: the same exception the docstring promises, for exactly the same inputs",
+    "midtraining.py: `1` -> `0` in `for i, sd in enumerate(state_dicts[1:], start=1):`": _LABEL_ONLY,
+    "midtraining.py: `1` -> `0` (#2) in `for i, sd in enumerate(state_dicts[1:], start=1):`": _LABEL_ONLY,
+    "midtraining.py: `1` -> `2` (#2) in `for i, sd in enumerate(state_dicts[1:], start=1):`": _LABEL_ONLY,
+    "midtraining.py: `1.0` -> `2.0` in `weights = [1.0] * len(state_dicts)`":
+        "the default weights are normalised by their sum right after, so any equal positive constant "
+        "gives w_i = 1/N",
+    "midtraining.py: `1` -> `0` in `if any(not torch.equal(sd[k], v) for sd in state_dicts[1:]):`":
+        "the extra comparison is of state_dicts[0] with itself, always equal: the same inputs raise",
+    "midtraining.py: `True` -> `False` in `optimizer.zero_grad(set_to_none=True)`":
+        "the docstring says only 'clear the old gradients': zeroing in place is the same clearing. "
+        "Zeros and None differ only for a parameter that got a gradient on one step and none on a "
+        "later one; the loss of a fixed model reaches the same parameters every step (a parameter "
+        "the loss never reaches keeps grad None either way), so AdamW makes the same updates",
+}

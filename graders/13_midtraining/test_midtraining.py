@@ -174,7 +174,8 @@ def test_rewarm_edge_cases_and_raises(impl):
               ((0, 0.5, 0.5, 0.05, 4, 10), 0.5, "start_lr = max_lr: no climb"),
               ((4, 0.1, 0.5, 0.05, 4, 4), 0.05, "rewarm = total: min_lr at step total"),
               ((3, 0.1, 0.5, 0.05, 4, 4), 0.1 + 0.4 * 3 / 4, "rewarm = total: still climbing at step total − 1"),
-              ((0, 0.0, 0.4, 0.0, 2, 5), 0.0, "start_lr = 0: step 0 is 0")]
+              ((0, 0.0, 0.4, 0.0, 2, 5), 0.0, "start_lr = 0: step 0 is 0"),
+              ((5, 0.1, 0.5, 0.5, 2, 8), 0.5, "min_lr = max_lr: constant after the climb")]
     for args, want, why in checks:
         got = impl.rewarm_schedule(*args)
         check.that(isinstance(got, float) and abs(got - want) <= 1e-12, "rewarm_schedule",
