@@ -20,6 +20,7 @@ from llmlab.testing.strategies import examples, seeds
 
 
 @pytest.mark.hidden
+@pytest.mark.slow
 @pytest.mark.points(2)
 def test_adapters_learn_and_base_stays_hidden(impl):
     targets = ("q_proj", "v_proj", "up", "lm_head")
@@ -54,7 +55,7 @@ def test_adapters_learn_and_base_stays_hidden(impl):
 
 @pytest.mark.hidden
 @pytest.mark.points(2)
-@examples(15)
+@examples(10)
 @given(seed=seeds(), in_f=st.integers(1, 12), out_f=st.integers(1, 12), r=st.integers(1, 6),
        alpha=st.sampled_from([1, 2.0, 7.5, 32]), bias=st.booleans())
 def test_merge_unmerge_many_shapes_hidden(impl, seed, in_f, out_f, r, alpha, bias):
