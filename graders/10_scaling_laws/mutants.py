@@ -193,12 +193,13 @@ VARIANTS = [
 """),
 ]
 
+GS = ("for data whose profile S*(alpha) (the least squares for each alpha) is unimodal, as a power law's data "
+      "give it, ")
+
 EQUIVALENT = {
     "scaling_laws.py: `or` -> `and` in `if xs.dim() != 1 or ys.dim() != 1 or xs.shape != ys.shape:`":
         "(A and B) or C: when only one of x, y is not 1-D their shapes differ, so C raises; when both are "
         "not 1-D, A and B raises; every input the full test rejects is still rejected",
-    "scaling_laws.py: `or` -> `and` (#2) in `if xs.dim() != 1 or ys.dim() != 1 or xs.shape != ys.shape:`":
-        "A or (B and C): when y alone is not 1-D its shape differs from x's, so B and C holds; same rejections",
     "scaling_laws.py: `-` -> `+` in `a_s = (b * (ys - ys.mean())).sum(dim=1) / (b * b).sum(dim=1)`":
         "b is centred (its rows sum to 0), so adding any constant to ys leaves Σ b·(ys ± const) unchanged",
     "scaling_laws.py: `mean` -> `sum` in `a_s = (b * (ys - ys.mean())).sum(dim=1) / (b * b).sum(dim=1)`":
@@ -210,13 +211,8 @@ EQUIVALENT = {
         GS + "a grid one point coarser or finer brackets the same minimum, and the search then converges to it",
     "scaling_laws.py: `400` -> `401` in `grid = torch.linspace(lo, hi, 400, dtype=torch.float64)`":
         GS + "a grid one point coarser or finer brackets the same minimum, and the search then converges to it",
-    "scaling_laws.py: `max` -> `min` in `left, right = grid[max(k - 1, 0)].item(), grid[min(k + 1, len(grid) - 1)].item()`":
-        GS + "the bracket starts at grid[0] instead of grid[k − 1]: wider, it still holds the one minimum, and "
-        "100 golden-section steps shrink it to 0.618^100 ≈ 1e-21 of its width",
     "scaling_laws.py: `1` -> `2` in `left, right = grid[max(k - 1, 0)].item(), grid[min(k + 1, len(grid) - 1)].item()`":
         GS + "a bracket from grid[k − 2] is wider and still holds the one minimum",
-    "scaling_laws.py: `min` -> `max` in `left, right = grid[max(k - 1, 0)].item(), grid[min(k + 1, len(grid) - 1)].item()`":
-        GS + "the bracket ends at the last grid point instead of grid[k + 1]: wider, it still holds the minimum",
     "scaling_laws.py: `1` -> `2` (#2) in `left, right = grid[max(k - 1, 0)].item(), grid[min(k + 1, len(grid) - 1)].item()`":
         GS + "a bracket up to grid[k + 2] is wider and still holds the one minimum",
     "scaling_laws.py: `5` -> `6` in `golden = (math.sqrt(5) - 1) / 2`":
