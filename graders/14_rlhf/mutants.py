@@ -225,4 +225,12 @@ VARIANTS = [
 
 # Survivors of `llmlab mutate 14_rlhf` that compute what the solution computes for every
 # input the docstrings allow (the key is the id the command prints).
-EQUIVALENT: dict[str, str] = {}
+EQUIVALENT: dict[str, str] = {
+    "rlhf.py: `-` -> `` in `return self.head(last).squeeze(-1)`":
+        "head(last) is (B, 1): a 2-D tensor, so squeeze(1) is squeeze(-1)",
+    "rlhf.py: `True` -> `False` in `optimizer.zero_grad(set_to_none=True)`":
+        "zeroing the gradients in place clears them as well as setting them to None (the docstring asks "
+        "for zero_grad, either form). Zeros and None differ only for a parameter the loss does not reach "
+        "(AdamW would still decay it); the policy-gradient loss reaches every parameter of a TinyLlama "
+        "policy (embedding, blocks, norms, head) each step, so the updates agree",
+}

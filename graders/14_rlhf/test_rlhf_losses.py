@@ -418,6 +418,7 @@ def test_value_loss_by_hand_oracle_and_gradients(impl):
 def test_value_loss_raises(impl):
     z, m = torch.zeros(2, 3), torch.ones(2, 3, dtype=torch.bool)
     for bad, why in [((z, z, torch.zeros(3), 0.2, m), "shapes differ"), ((z, z, z, -0.1, m), "clip_eps ≤ 0"),
+                     ((z, z, z, 0.0, m), "clip_eps ≤ 0"),
                      ((z, z, z, 0.2, torch.zeros(2, 3, dtype=torch.bool)), "mask has no True position")]:
         check.expect_raises(ValueError, impl.clipped_value_loss, *bad, unit="clipped_value_loss", why=why,
                             case=check.describe(returns=bad[2], clip_eps=bad[3], mask=bad[4]))

@@ -222,7 +222,9 @@ def test_sequence_logprobs_ignore_padding_and_edge_cases(impl):
 def test_sequence_logprobs_raises(impl):
     model = O.tiny_llama(23)
     ids, attn = O.right_padded([3, 2], 3, 42)
+    one_row = torch.tensor([[False, True, True], [True, True, False]])
     for resp, a, why in [(torch.ones(2, 3, dtype=torch.bool), attn, "a scored token at position 0"),
+                         (one_row, attn, "a scored token at position 0 (in one row of two)"),
                          (torch.ones(2, 2, dtype=torch.bool), attn, "shapes differ"),
                          (torch.ones(2, 3, dtype=torch.bool), attn[:, :2], "shapes differ")]:
         check.expect_raises(ValueError, impl.sequence_logprobs, model, ids, a, resp, unit="sequence_logprobs",
