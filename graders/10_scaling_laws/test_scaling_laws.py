@@ -124,7 +124,7 @@ def test_flops_per_token_by_hand(impl):
 
 
 @pytest.mark.points(4)
-@examples(6)
+@examples(4)
 @given(fields=_cfg_strategy(), data=st.data())
 def test_flops_per_token_matches_flop_counter(impl, fields, data):
     cfg = LlamaConfig(**fields)
@@ -322,7 +322,7 @@ def test_fit_power_law_recovers_parameters_from_noisy_data(impl):
 
 
 @pytest.mark.points(3)
-@examples(8)
+@examples(5)
 @given(seed=seeds(), law=st.sampled_from(range(len(LAWS))), noise=st.sampled_from([0.005, 0.02]))
 def test_fit_power_law_is_the_least_squares_optimum(impl, seed, law, noise):
     a, alpha, c, x = LAWS[law]
