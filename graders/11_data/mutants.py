@@ -176,4 +176,12 @@ VARIANTS = [
             replace="""    lo, hi = sorted([rng.randint(0, n) for _ in range(2)])"""),
 ]
 
-EQUIVALENT: dict[str, str] = {}
+# Survivors of `llmlab mutate 11_data` that compute what the solution computes for every
+# input the docstrings allow (the key is the id the command prints).
+EQUIVALENT = {
+    "data.py: `<` -> `<=` in `if len(words) < k:`":
+        "with exactly k words the one shingle of all the words is the one k-gram words[0:k], so both "
+        "branches return the same set",
+    "data.py: `-` -> `` in `T = segment_ids.shape[-1]`":
+        "segment_ids is (R, T) by the docstring, so shape[1] is shape[-1]",
+}
