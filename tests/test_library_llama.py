@@ -150,10 +150,11 @@ def test_given_model_computes_what_chapter_06_teaches(llama_solution, qk_norm):
     assert torch.allclose(loss_a, loss_b, rtol=1e-10, atol=1e-10)
 
 
-def test_checkpoint_loads_and_predicts_held_out_text_with_its_recorded_loss():
+@pytest.mark.parametrize("name, layers", [("tiny_llama", 2), ("draft_llama", 1)])
+def test_checkpoint_loads_and_predicts_held_out_text_with_its_recorded_loss(name, layers):
     os.environ.setdefault("LLMLAB_ROOT", str(ROOT))
-    model, codec, info = llama.load_tiny_llama()
-    assert not model.training
+    model, codec, info = llama.load_tiny_llama(name)
+    assert not model.training and model.config.n_layer == layers
     assert sum(p.numel() * 4 for p in model.parameters()) < 2_000_000, "checkpoint over the 2 MB budget"
     from llmlab.lib.corpus import course_corpus, train_val_split
     _, val = train_val_split(course_corpus(), info["training"]["val_fraction"])
@@ -162,7 +163,69 @@ def test_checkpoint_loads_and_predicts_held_out_text_with_its_recorded_loss():
     assert loss < 0.5 * info["first_loss"], "the checkpoint is not trained"
 
 
+def test_draft_and_target_share_the_codec_and_the_target_is_better():
+    os.environ.setdefault("LLMLAB_ROOT", str(ROOT))
+    _, target_codec, target = llama.load_tiny_llama("tiny_llama")
+    _, draft_codec, draft = llama.load_tiny_llama("draft_llama")
+    assert draft_codec.chars == target_codec.chars
+    assert draft["val_loss"] > target["val_loss"]
+
+
 def test_missing_checkpoint_says_how_to_regenerate(tmp_path, monkeypatch):
     monkeypatch.setenv("LLMLAB_ROOT", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="llmlab fixtures 06_llama"):
         llama.load_tiny_llama()
+    with pytest.raises(FileNotFoundError, match="llmlab fixtures 17_speculative"):
+        llama.load_tiny_llama("draft_llama")
+    with pytest.raises(ValueError, match="draft_llama"):
+        llama.load_tiny_llama("tiny")
+
+
+def _random_llama(**overrides):
+    torch.manual_seed(0)
+    model = llama.TinyLlama(_tiny_config(**overrides)).double().eval()
+    for name, p in model.named_parameters():
+        torch.nn.init.normal_(p, mean=1.0 if name.endswith("norm.weight") else 0.0, std=0.3)
+    return model
+
+
+def test_default_positions_and_a_full_mask_change_nothing():
+    model = _random_llama()
+    idx = torch.randint(0, 11, (2, 5))
+    plain, _ = model(idx)
+    positions = torch.arange(5).expand(2, 5).contiguous()
+    same, _ = model(idx, positions=positions, attention_mask=torch.ones(2, 5, dtype=torch.bool))
+    assert torch.allclose(plain, same, rtol=1e-12, atol=1e-12)
+    # RoPE scores depend on distances only; the float32 tables round each angle differently
+    shifted, _ = model(idx, positions=positions + 3)
+    assert torch.allclose(plain, shifted, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_kv", [1, 2])
+def test_left_padded_rows_equal_each_row_alone(n_kv):
+    model = _random_llama(n_kv_head=n_kv)
+    rows = [torch.randint(0, 11, (n,)) for n in (6, 3, 1)]
+    T = 6
+    idx = torch.zeros(3, T, dtype=torch.int64)
+    mask = torch.zeros(3, T, dtype=torch.bool)
+    for i, row in enumerate(rows):
+        idx[i, T - len(row):], mask[i, T - len(row):] = row, True
+    positions = (mask.cumsum(1) - 1).clamp(min=0)                # 0 at each row's first real token
+    logits, _ = model(idx, positions=positions, attention_mask=mask)
+    assert torch.isfinite(logits).all()
+    for i, row in enumerate(rows):
+        alone, _ = model(row[None])
+        assert torch.allclose(logits[i, T - len(row):], alone[0], rtol=1e-10, atol=1e-10)
+
+
+def test_positions_and_masks_of_the_wrong_form_are_refused():
+    model = _random_llama()
+    idx = torch.randint(0, 11, (2, 5))
+    with pytest.raises(ValueError, match="int64"):
+        model(idx, positions=torch.zeros(2, 5, dtype=torch.int32))
+    with pytest.raises(ValueError, match="shape"):
+        model(idx, positions=torch.zeros(5, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"\[0, 8\)"):
+        model(idx, positions=torch.full((2, 5), 8))
+    with pytest.raises(ValueError, match="bool"):
+        model(idx, attention_mask=torch.ones(2, 5))

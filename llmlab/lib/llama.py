@@ -35,9 +35,6 @@ from llmlab.lib.nn import init_gpt_weights, scaled_init_std
 from llmlab.lib.text import CharCodec
 from llmlab.lib.train import evaluate_lm, train_lm
 
-CHECKPOINT_TOPIC = "06_llama"     # reference/06_llama/tiny_llama.npz and tiny_llama_config.json
-
-
 def swiglu_hidden(d_model: int, multiple_of: int = 16) -> int:
     """LLaMA's hidden size rule: int(8·d_model/3), rounded up to a multiple of `multiple_of`."""
     h = int(8 * d_model / 3)
@@ -77,7 +74,8 @@ def rope_cache(head_dim: int, max_len: int, base: float = 10000.0) -> tuple[torc
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate x (B, heads, T, D) by the angles of its positions: cos, sin are (T, D)."""
+    """Rotate x (B, heads, T, D) by the angles of its positions: cos, sin are (T, D), shared by
+    every row, or (B, 1, T, D), one set of positions per row."""
     x1, x2 = x.chunk(2, dim=-1)
     rotated = torch.cat([-x2, x1], dim=-1)                           # rotate_half(x)
     return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)
@@ -98,7 +96,10 @@ class GroupedQueryAttention(nn.Module):
         self.q_norm = RMSNorm(D, eps) if qk_norm else None
         self.k_norm = RMSNorm(D, eps) if qk_norm else None
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, C); cos, sin as apply_rope takes them; attn_mask None (causal) or a bool
+        (B, 1, T, T) mask, True where a query may attend to a key -> (B, T, C)."""
         B, T, _ = x.shape
         D = self.head_dim
         q = self.q_proj(x).view(B, T, self.n_heads, D).transpose(1, 2)        # (B, H, T, D)
@@ -107,7 +108,10 @@ class GroupedQueryAttention(nn.Module):
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)  # (B, H, T, D)
+        if attn_mask is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)  # (B, H, T, D)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, enable_gqa=True)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, self.n_heads * D))  # (B, T, C)
 
 
@@ -122,8 +126,9 @@ class LlamaBlock(nn.Module):
         self.mlp_norm = RMSNorm(d_model, eps)
         self.mlp = SwiGLU(d_model, hidden)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), cos, sin)
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), cos, sin, attn_mask)
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -160,41 +165,86 @@ class TinyLlama(nn.Module):
             nn.init.normal_(block.attn.o_proj.weight, std=scaled_init_std(c.n_layer))
             nn.init.normal_(block.mlp.down.weight, std=scaled_init_std(c.n_layer))
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
-        """idx (B, T) int64, T ≤ block_size -> (logits (B, T, V), mean cross-entropy or None)."""
-        T = idx.shape[1]
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *,
+                positions: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None):
+        """idx (B, T) int64, T ≤ block_size -> (logits (B, T, V), mean cross-entropy or None).
+
+        positions: None (0 .. T-1 in every row) or (B, T) int64 RoPE positions in [0, block_size),
+        e.g. counting from 0 at each row's first real token under left padding.
+        attention_mask: None or (B, T) bool, True for a real token, False for padding that no
+        query attends to. Causal masking always applies; a padding query attends to itself only,
+        so its output is finite but meaningless. Targets at padding should be -100 (ignored)."""
+        B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"sequence length {T} exceeds block_size {self.config.block_size}")
         x = self.tok_emb(idx)                                                  # (B, T, C)
-        cos, sin = self.rope_cos[:T], self.rope_sin[:T]
+        if positions is None:
+            cos, sin = self.rope_cos[:T], self.rope_sin[:T]                    # (T, D)
+        else:
+            positions = self._check_positions(positions, B, T)
+            cos, sin = self.rope_cos[positions][:, None], self.rope_sin[positions][:, None]  # (B, 1, T, D)
+        attn_mask = None if attention_mask is None else self._attention_mask(attention_mask, B, T)
         for block in self.blocks:
-            x = block(x, cos, sin)
+            x = block(x, cos, sin, attn_mask)
         logits = self.lm_head(self.norm(x))                                    # (B, T, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
         return logits, loss
 
+    def _check_positions(self, positions: torch.Tensor, B: int, T: int) -> torch.Tensor:
+        if positions.shape != (B, T) or positions.dtype != torch.int64:
+            raise ValueError(f"positions must be an int64 tensor of shape {(B, T)}, "
+                             f"got {positions.dtype} {tuple(positions.shape)}")
+        if positions.numel() and (positions.min() < 0 or positions.max() >= self.config.block_size):
+            raise ValueError(f"positions must lie in [0, {self.config.block_size}), "
+                             f"got [{int(positions.min())}, {int(positions.max())}]")
+        return positions
 
-# ---- the tiny trained checkpoint -----------------------------------------------------------
+    @staticmethod
+    def _attention_mask(attention_mask: torch.Tensor, B: int, T: int) -> torch.Tensor:
+        """(B, T) bool key mask -> (B, 1, T, T) bool: causal, real keys, and each query itself."""
+        if attention_mask.shape != (B, T) or attention_mask.dtype != torch.bool:
+            raise ValueError(f"attention_mask must be a bool tensor of shape {(B, T)}, "
+                             f"got {attention_mask.dtype} {tuple(attention_mask.shape)}")
+        causal = torch.ones(T, T, dtype=torch.bool, device=attention_mask.device).tril()   # (T, T)
+        allowed = causal & attention_mask[:, None, :]                          # (B, T, T)
+        allowed |= torch.eye(T, dtype=torch.bool, device=attention_mask.device)
+        return allowed[:, None]                                                # (B, 1, T, T)
 
-CHECKPOINT_CONFIG = dict(block_size=64, n_layer=2, n_head=4, n_kv_head=2, d_model=64)
+
+# ---- the tiny trained checkpoints ----------------------------------------------------------
+
+# name -> (the topic whose reference/ folder holds <name>.npz and <name>_config.json, the model's
+# shape). Both are trained on the course corpus with the same codec and the same settings, so the
+# draft can propose tokens for the target in speculative decoding (topic 17).
+CHECKPOINTS = {
+    "tiny_llama": ("06_llama", dict(block_size=64, n_layer=2, n_head=4, n_kv_head=2, d_model=64)),
+    "draft_llama": ("17_speculative", dict(block_size=64, n_layer=1, n_head=2, n_kv_head=1, d_model=32)),
+}
 CHECKPOINT_TRAINING = dict(seed=0, steps=400, batch_size=16, lr=3e-3, min_lr=3e-4, warmup=20,
                            weight_decay=0.1, val_fraction=0.1)
 
 
-def train_tiny_llama() -> tuple[dict[str, torch.Tensor], dict]:
-    """Train the course's tiny character-level LLaMA on the course corpus, reproducibly.
+def _checkpoint(name: str) -> tuple[str, dict]:
+    if name not in CHECKPOINTS:
+        raise ValueError(f"unknown checkpoint {name!r}; the given ones are {sorted(CHECKPOINTS)}")
+    return CHECKPOINTS[name]
+
+
+def train_tiny_llama(name: str = "tiny_llama") -> tuple[dict[str, torch.Tensor], dict]:
+    """Train one of the course's tiny character-level LLaMAs on the course corpus, reproducibly.
 
     Float64 throughout (stored as float32), seeded init and batches: the same weights on
     every machine up to rounding, far below float32's resolution. Returns (state dict, info)
     where info holds the config, the codec's characters, the training settings and the
     measured losses (rounded to 4 decimals, so the JSON regenerates exactly)."""
+    _, shape = _checkpoint(name)
     text = course_corpus()
     codec = CharCodec.from_text(text)
     train_text, val_text = train_val_split(text, CHECKPOINT_TRAINING["val_fraction"])
     train, val = codec.encode(train_text), codec.encode(val_text)
-    config = LlamaConfig(vocab_size=codec.vocab_size, **CHECKPOINT_CONFIG)
+    config = LlamaConfig(vocab_size=codec.vocab_size, **shape)
     t = CHECKPOINT_TRAINING
     with torch.random.fork_rng():
         torch.manual_seed(t["seed"])
@@ -210,15 +260,19 @@ def train_tiny_llama() -> tuple[dict[str, torch.Tensor], dict]:
     return state, info
 
 
-def load_tiny_llama() -> tuple[TinyLlama, CharCodec, dict]:
-    """The trained tiny LLaMA from reference/06_llama, in eval mode, its codec and its info.
+def load_tiny_llama(name: str = "tiny_llama") -> tuple[TinyLlama, CharCodec, dict]:
+    """A trained tiny LLaMA, in eval mode, its codec and its info: "tiny_llama" (2 layers,
+    d_model 64, from reference/06_llama) or "draft_llama" (1 layer, d_model 32, from
+    reference/17_speculative).
 
-    Raises FileNotFoundError (saying how to regenerate) when the checkpoint is missing."""
-    folder = paths.reference_dir() / CHECKPOINT_TOPIC
-    weights, config_file = folder / "tiny_llama.npz", folder / "tiny_llama_config.json"
+    Raises ValueError for another name, FileNotFoundError (saying how to regenerate) when the
+    checkpoint is missing."""
+    topic, _ = _checkpoint(name)
+    folder = paths.reference_dir() / topic
+    weights, config_file = folder / f"{name}.npz", folder / f"{name}_config.json"
     if not weights.exists() or not config_file.exists():
-        raise FileNotFoundError(f"the tiny LLaMA checkpoint is missing from {folder}; "
-                                f"regenerate it with `llmlab fixtures {CHECKPOINT_TOPIC}`")
+        raise FileNotFoundError(f"the {name} checkpoint is missing from {folder}; "
+                                f"regenerate it with `llmlab fixtures {topic}`")
     info = json.loads(config_file.read_text())
     model = TinyLlama(LlamaConfig(**info["config"]))
     with np.load(weights, allow_pickle=False) as stored:
