@@ -134,6 +134,7 @@ def test_minhash_input_forms_and_raises(impl):
                             case=check.describe(shingles=bad[0], num_perm=bad[1]), why=why)
 
 
+@pytest.mark.slow            # the second process imports torch again: 3-5 s of the 10 s budget
 @pytest.mark.points(3)
 def test_minhash_identical_across_processes(impl):
     # A second Python process with another PYTHONHASHSEED must compute the same signatures:
