@@ -71,6 +71,12 @@ class PrefixLM(nn.Module):
         return torch.tanh(h @ self.w1) @ self.w2 + x @ self.w3, None
 
 
+def as_float64(value) -> torch.Tensor:
+    """A Python score as a 0-d float64 tensor (torch.tensor(float) would make it float32 and
+    compare it at float32's tolerance)."""
+    return torch.tensor(float(value), dtype=torch.float64)
+
+
 def logits_of(model: nn.Module, seq: list[int]) -> torch.Tensor:
     """The model's next-token logits (V,) after the 1-D sequence `seq` (one call, no padding)."""
     ids = torch.tensor([seq])
