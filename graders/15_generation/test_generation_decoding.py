@@ -299,6 +299,30 @@ def test_generate_batch_passes_mask_and_positions(impl):
                                   list(range(L - n, L - n + real))})
 
 
+@pytest.mark.points(1)
+def test_generate_batch_edges_sampling_and_raises(impl):
+    model = O.PrefixLM(5, seed=22, scale=1.0)
+    prompts = [torch.tensor(p) for p in BATCH_PROMPTS]
+    out = impl.generate_batch(model, prompts, 0, pad_id=0, temperature=0.0)
+    check.equal([o.tolist() for o in out], BATCH_PROMPTS, unit="generate_batch", what="output for max_new = 0")
+    one = impl.generate_batch(model, [torch.tensor([3, 1])], 5, pad_id=0, temperature=0.0)
+    check.equal(one[0].tolist(), O.greedy_oracle(model, [3, 1], 5), unit="generate_batch",
+                what="a batch of one prompt (no padding)", case=check.describe(prompts=[[3, 1]]))
+    runs = [impl.generate_batch(model, prompts, 5, pad_id=0, temperature=1.0, top_p=0.9,
+                                generator=tensors.generator(s)) for s in (4, 4, 5)]
+    case = check.describe(prompts=BATCH_PROMPTS, temperature=1.0, top_p=0.9)
+    check.that([o.tolist() for o in runs[0]] == [o.tolist() for o in runs[1]], "generate_batch",
+               "identically seeded generators gave different samples", case=case)
+    check.that([o.tolist() for o in runs[0]] != [o.tolist() for o in runs[2]], "generate_batch",
+               "different seeds gave the same samples for every row", case=case)
+    check.that(all(o[:len(p)].tolist() == p and len(o) == len(p) + 5 for o, p in zip(runs[0], BATCH_PROMPTS)),
+               "generate_batch", "every row should be its prompt followed by max_new sampled tokens", case=case)
+    for bad, max_new, why in ((prompts, -1, "max_new < 0"), ([], 3, "no prompts"),
+                              ([torch.tensor([1]), torch.tensor([], dtype=torch.long)], 3, "an empty prompt")):
+        check.expect_raises(ValueError, impl.generate_batch, model, bad, max_new, pad_id=0, unit="generate_batch",
+                            why=why, case=check.describe(prompts=bad, max_new=max_new))
+
+
 # ---------------------------------------------------------------- chat template
 
 def _msgs(*pairs):
