@@ -54,7 +54,8 @@ class KVCache:
         """Allocate `k` and `v` as zeros of shape (n_layer, batch_size, n_kv_heads, max_len,
         head_dim) and dtype `dtype`; set `length` to 0 and keep `max_len`.
 
-        Raises ValueError, naming the argument, when any size is not a positive integer.
+        Raises ValueError, naming the argument, when any size is not a positive integer (a bool
+        is not an integer here).
         """
         # TODO(KVCache.__init__): your code here.
         raise NotImplementedError("TODO 16_inference: KVCache.__init__")
@@ -165,8 +166,8 @@ def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
                            over the keys it attends to, m + log(l);
     both in the inputs' dtype. No softmax, logsumexp or scaled_dot_product_attention
     built-in may be used. Raises ValueError when a tensor is not 4-D, the shapes do not match
-    as above, the dtypes differ, block_q or block_k is not a positive integer, or causal is
-    set with Tq != Tk.
+    as above, the dtypes differ, block_q or block_k is not a positive integer (a bool is not
+    one), or causal is set with Tq != Tk.
     """
     # TODO(flash_attention): your code here.
     raise NotImplementedError("TODO 16_inference: flash_attention")
@@ -246,7 +247,7 @@ def quantize_absmax(x: torch.Tensor, bits: int = 8, group_size: int | None = Non
     Returns (q, scale): q of x's shape, dtype int8 (int4 values are stored in int8 too);
     scale of x's dtype, shape () for group_size None, else (..., N / G).
     Raises ValueError when bits is not 4 or 8, x is 0-d or empty, or group_size is not a
-    positive integer dividing N.
+    positive integer (a bool is not one) dividing N.
     """
     # TODO(quantize_absmax): your code here.
     raise NotImplementedError("TODO 16_inference: quantize_absmax")
@@ -281,7 +282,8 @@ class BlockAllocator:
     def __init__(self, num_blocks: int, block_size: int):
         """An empty pool: every block free, no sequence.
 
-        Raises ValueError when num_blocks or block_size is not a positive integer.
+        Raises ValueError when num_blocks or block_size is not a positive integer (a bool is
+        not one).
         """
         # TODO(BlockAllocator.__init__): your code here.
         raise NotImplementedError("TODO 16_inference: BlockAllocator.__init__")

@@ -54,7 +54,8 @@ class KVCache:
         """Allocate `k` and `v` as zeros of shape (n_layer, batch_size, n_kv_heads, max_len,
         head_dim) and dtype `dtype`; set `length` to 0 and keep `max_len`.
 
-        Raises ValueError, naming the argument, when any size is not a positive integer.
+        Raises ValueError, naming the argument, when any size is not a positive integer (a bool
+        is not an integer here).
         """
         ### BEGIN SOLUTION
         sizes = dict(n_layer=n_layer, batch_size=batch_size, n_kv_heads=n_kv_heads, max_len=max_len,
@@ -244,8 +245,8 @@ def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
                            over the keys it attends to, m + log(l);
     both in the inputs' dtype. No softmax, logsumexp or scaled_dot_product_attention
     built-in may be used. Raises ValueError when a tensor is not 4-D, the shapes do not match
-    as above, the dtypes differ, block_q or block_k is not a positive integer, or causal is
-    set with Tq != Tk.
+    as above, the dtypes differ, block_q or block_k is not a positive integer (a bool is not
+    one), or causal is set with Tq != Tk.
     """
     ### BEGIN SOLUTION
     _check_attention_inputs(q, k, v, causal, block_q, block_k)
@@ -384,7 +385,7 @@ def quantize_absmax(x: torch.Tensor, bits: int = 8, group_size: int | None = Non
     Returns (q, scale): q of x's shape, dtype int8 (int4 values are stored in int8 too);
     scale of x's dtype, shape () for group_size None, else (..., N / G).
     Raises ValueError when bits is not 4 or 8, x is 0-d or empty, or group_size is not a
-    positive integer dividing N.
+    positive integer (a bool is not one) dividing N.
     """
     ### BEGIN SOLUTION
     if bits not in (4, 8):
@@ -449,7 +450,8 @@ class BlockAllocator:
     def __init__(self, num_blocks: int, block_size: int):
         """An empty pool: every block free, no sequence.
 
-        Raises ValueError when num_blocks or block_size is not a positive integer.
+        Raises ValueError when num_blocks or block_size is not a positive integer (a bool is
+        not one).
         """
         ### BEGIN SOLUTION
         for name, value in (("num_blocks", num_blocks), ("block_size", block_size)):
