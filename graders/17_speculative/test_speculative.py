@@ -57,7 +57,7 @@ def test_acceptance_rate_by_hand_and_reference(impl):
 
 
 @pytest.mark.points(2)
-@examples(12)
+@examples(6)
 @given(seed=seeds(), shape=st.sampled_from([(5,), (1, 7), (3, 4), (2, 3, 6)]),
        dtype=st.sampled_from([torch.float32, torch.float64]))
 def test_acceptance_rate_matches_tv_oracle_and_gradients(impl, seed, shape, dtype):
@@ -94,11 +94,12 @@ def test_residual_by_hand_and_reference(impl):
     expected = torch.tensor([[0.75, 0.25, 0.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
     diff = p - q
     out = impl.residual_distribution(p, q)
+    if isinstance(out, torch.Tensor) and bool((out < 0).any()):
+        check.fail("residual_distribution", "the residual has negative entries (it must be a distribution)",
+                   f"got {out.tolist()}", case=check.describe(p=p, q=q), mistake="p − q not clipped at 0")
     check.close(out, expected, unit="residual_distribution", kind="reduction", case=check.describe(p=p, q=q),
                 what="normalise(max(0, p − q)) (by hand: [0.3, 0.1, 0] / 0.4 and [0.3, 0, 0] / 0.3)",
                 mistakes={"max(0, p − q) not normalised": diff.clamp(min=0),
-                          "p − q not clipped at 0": diff / diff.sum(-1, keepdim=True).where(
-                              diff.sum(-1, keepdim=True) != 0, torch.ones(1, dtype=torch.float64)),
                           "|p − q| instead of max(0, p − q)": diff.abs() / diff.abs().sum(-1, keepdim=True),
                           "resampled from p instead of the residual": p})
     ref = reference.load(O.TOPIC, "residual")
@@ -108,7 +109,7 @@ def test_residual_by_hand_and_reference(impl):
 
 
 @pytest.mark.points(2)
-@examples(12)
+@examples(8)
 @given(seed=seeds(), shape=st.sampled_from([(6,), (1, 4), (3, 5), (2, 2, 7)]),
        dtype=st.sampled_from([torch.float32, torch.float64]))
 def test_residual_matches_oracle_and_gradients(impl, seed, shape, dtype):
@@ -158,7 +159,7 @@ def test_residual_equal_rows_gradcheck_and_raises(impl):
 # P(n = 0, 1, 2) = 0.4, 0.12, 0.48.
 Q = torch.tensor([[0.1, 0.4, 0.3, 0.2], [0.25, 0.25, 0.25, 0.25]], dtype=torch.float64)
 P = torch.tensor([[0.4, 0.1, 0.2, 0.3], [0.1, 0.2, 0.3, 0.4], [0.5, 0.05, 0.15, 0.3]], dtype=torch.float64)
-ROUNDS = 4000
+ROUNDS = 3000
 _SAMPLES: dict[int, tuple] = {}
 
 
