@@ -1,24 +1,39 @@
 """Benchmarks (not tests): print the timings the course budgets are stated in.
 
-    python ci/benchmark.py [--bpe-vocab N] [--naive-vocab N]
+    python ci/benchmark.py [--only SECTION ...] [--bpe-vocab N] [--naive-vocab N]
 
-1. seconds for `pytest exercises/NN_x --impl solutions` per topic (budget: < 10 s each);
-2. seconds for `llmlab grade --impl solutions` over all topics (budget: < 2 minutes);
-3. the reference BPE trainer on the course corpus, next to the naive trainer that recounts
-   every pair after every merge (graders/02_bpe/bpe_oracle.py), at the same vocabulary size.
-Numbers are wall-clock on this machine; run it on an otherwise idle machine.
+Sections (all by default):
+  pytest       seconds for `pytest exercises/NN_x --impl solutions` per topic (budget < 10 s each);
+  grade        seconds for `llmlab grade --impl solutions` over all topics (budget < 2 minutes);
+  bpe          the reference BPE trainer on the course corpus next to the naive trainer that
+               recounts every pair after every merge (graders/02_bpe/bpe_oracle.py);
+  kv_cache     16's greedy decoding with the KV cache next to recomputing the whole prefix for
+               every token, 32 new tokens ending at 128, 512 and 1024 tokens of context;
+  flash        16's tiled flash_attention next to naive attention (the full score matrix), causal,
+               at 1024, 2048 and 4096 tokens: peak extra memory (llmlab.lib.memory) and time;
+  speculative  17's speculative decoding with the given draft and target checkpoints: target
+               calls per generated token for k = 1, 2, 4, 8, at temperature 1 and 0.
+Each section prints its ratios from one run. Numbers are wall-clock on this machine (CPU, or
+the GPU where PyTorch has one for the kv_cache and flash sections); run it on an idle machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import subprocess
 import sys
 import time
 
+import torch
+
 from llmlab.course import loader, paths, topics
 from llmlab.lib import corpus
+from llmlab.lib.llama import LlamaConfig, TinyLlama, load_tiny_llama
+from llmlab.lib.memory import peak_memory
+
+SECTIONS = ("pytest", "grade", "bpe", "kv_cache", "flash", "speculative")
 
 
 def timed(cmd: list[str]) -> tuple[float, int]:
@@ -48,21 +63,115 @@ def bench_bpe(vocab: int, naive_vocab: int) -> None:
         print(line)
 
 
+def best_of(repeats: int, fn, *args) -> float:
+    """The fastest of `repeats` calls, in seconds (the least disturbed by the machine)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(*args)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def greedy_by_recomputation(model: TinyLlama, prompt: torch.Tensor, new: int) -> torch.Tensor:
+    """Greedy decoding that runs the model on the whole prefix for every new token."""
+    idx = prompt
+    with torch.no_grad():
+        for _ in range(new):
+            next_token = model(idx)[0][:, -1].argmax(-1, keepdim=True)            # (B, 1)
+            idx = torch.cat([idx, next_token], dim=1)
+    return idx
+
+
+def bench_kv_cache(device: torch.device) -> None:
+    impl = loader.load(topics.resolve("16_inference"), "solutions")
+    new = 32
+    config = LlamaConfig(vocab_size=71, block_size=1024, n_layer=2, n_head=4, n_kv_head=2, d_model=64)
+    torch.manual_seed(0)
+    model = TinyLlama(config).to(device).eval()              # random weights: speed does not need training
+    print(f"\nKV cache (16): greedy decoding of {new} tokens on a {config.n_layer}-layer TinyLlama "
+          f"(d_model {config.d_model}, {config.n_head}/{config.n_kv_head} heads), {device}:")
+    for context in (128, 512, 1024):
+        prompt = torch.randint(0, config.vocab_size, (1, context - new + 1), device=device)
+        cached_tokens = impl.generate_cached(model, prompt, new)
+        same = torch.equal(cached_tokens, greedy_by_recomputation(model, prompt, new))
+        cached = best_of(3, impl.generate_cached, model, prompt, new)
+        recompute = best_of(3, greedy_by_recomputation, model, prompt, new)
+        print(f"  context {context:>5}: recompute {recompute * 1e3:8.1f} ms   cached {cached * 1e3:7.1f} ms   "
+              f"speed-up {recompute / cached:5.1f}x   same tokens: {same}")
+
+
+def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Causal attention through the full (T, T) score matrix."""
+    T = q.shape[2]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])                      # (B, H, T, T)
+    future = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)
+    return torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1) @ v
+
+
+def bench_flash(device: torch.device) -> None:
+    impl = loader.load(topics.resolve("16_inference"), "solutions")
+    B, H, D, block = 1, 4, 32, 128
+    print(f"\nflash attention (16) vs naive, causal, B={B} H={H} D={D}, tiles {block}x{block}, {device}:")
+    for T in (1024, 2048, 4096):
+        q, k, v = torch.randn(3, B, H, T, D, device=device).unbind(0)
+        with torch.no_grad():
+            naive_out, naive_peak = peak_memory(naive_attention, q, k, v)
+            (flash_out, _), flash_peak = peak_memory(impl.flash_attention, q, k, v, True, block, block)
+            error = (naive_out - flash_out).abs().max().item()
+            naive_s = best_of(2, naive_attention, q, k, v)
+            flash_s = best_of(2, impl.flash_attention, q, k, v, True, block, block)
+        print(f"  T {T:>5}: peak extra memory naive {naive_peak / 2**20:8.1f} MiB   flash {flash_peak / 2**20:6.1f} MiB"
+              f"   flash/naive {flash_peak / naive_peak:6.3f}   time naive {naive_s * 1e3:7.1f} ms"
+              f"   flash {flash_s * 1e3:7.1f} ms   max |diff| {error:.1e}")
+
+
+def bench_speculative() -> None:
+    impl = loader.load(topics.resolve("17_speculative"), "solutions")
+    target, codec, _ = load_tiny_llama("tiny_llama")
+    draft, _, _ = load_tiny_llama("draft_llama")
+    text = corpus.course_corpus()
+    prompt_len, new, n_prompts = 16, 48, 8
+    prompts = [codec.encode(text[i * 997:i * 997 + prompt_len]) for i in range(n_prompts)]
+    print(f"\nspeculative decoding (17): target tiny_llama, draft draft_llama, {n_prompts} prompts of "
+          f"{prompt_len} characters, {new} new tokens each:")
+    for temperature in (1.0, 0.0):
+        for k in (1, 2, 4, 8):
+            generator = torch.Generator().manual_seed(0)
+            calls = sum(impl.speculative_generate(target, draft, p, k, new, temperature, generator)[1]
+                        for p in prompts)
+            tokens = new * n_prompts
+            print(f"  temperature {temperature:.0f}, k {k}: target calls per token {calls / tokens:5.3f}"
+                  f"   tokens per target call {tokens / calls:5.2f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS, metavar="SECTION",
+                        help=f"run only these sections: {', '.join(SECTIONS)}")
     parser.add_argument("--bpe-vocab", type=int, default=2000, help="vocabulary size for the reference trainer")
     parser.add_argument("--naive-vocab", type=int, default=2000, help="largest vocabulary size for both trainers")
     args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    available = {topic.slug for topic in topics.available()}
 
-    print("pytest exercises/NN_x --impl solutions (budget < 10 s per topic):")
-    for topic in topics.available():
-        seconds, code = timed([sys.executable, "-m", "pytest", "-q", f"exercises/{topic.slug}", "--impl", "solutions"])
-        print(f"  {topic.slug:<16} {seconds:6.2f} s  {'ok' if code == 0 else f'exit {code}'}")
-    seconds, code = timed([sys.executable, "-m", "llmlab.cli", "grade", "--impl", "solutions", "--quiet"])
-    print(f"llmlab grade --impl solutions (all topics, budget < 120 s): {seconds:.2f} s  "
-          f"{'ok' if code == 0 else f'exit {code}'}")
-    if (paths.root() / "graders" / "02_bpe" / "bpe_oracle.py").exists():
+    if "pytest" in args.only:
+        print("pytest exercises/NN_x --impl solutions (budget < 10 s per topic):")
+        for topic in topics.available():
+            seconds, code = timed([sys.executable, "-m", "pytest", "-q", f"exercises/{topic.slug}", "--impl", "solutions"])
+            print(f"  {topic.slug:<16} {seconds:6.2f} s  {'ok' if code == 0 else f'exit {code}'}")
+    if "grade" in args.only:
+        seconds, code = timed([sys.executable, "-m", "llmlab.cli", "grade", "--impl", "solutions", "--quiet"])
+        print(f"llmlab grade --impl solutions (all topics, budget < 120 s): {seconds:.2f} s  "
+              f"{'ok' if code == 0 else f'exit {code}'}")
+    if "bpe" in args.only and "02_bpe" in available:
         bench_bpe(args.bpe_vocab, args.naive_vocab)
+    if "kv_cache" in args.only and "16_inference" in available:
+        bench_kv_cache(device)
+    if "flash" in args.only and "16_inference" in available:
+        bench_flash(device)
+    if "speculative" in args.only and "17_speculative" in available:
+        bench_speculative()
     return 0
 
 
