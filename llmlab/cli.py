@@ -153,7 +153,7 @@ def cmd_notebooks(args) -> int:
         elif args.action == "execute":
             sources = sorted((built / "source").glob("*/*.ipynb"))
             if args.topics:
-                wanted = {topics.resolve(t).slug for t in args.topics}
+                wanted = {t.slug for t in _topics(args.topics)}
                 sources = [p for p in sources if p.stem in wanted]
             if not sources:
                 console.print(f"[red]error:[/red] no built notebooks in {built}; run `llmlab notebooks build` first")
@@ -170,7 +170,8 @@ def cmd_notebooks(args) -> int:
             return 1 if failed else 0
         elif args.action == "release":
             out = Path(args.out) if args.out else built / "release"
-            for path in nbgrade.release(built, out):
+            slugs = [t.slug for t in _topics(args.topics)] if args.topics else None
+            for path in nbgrade.release(built, out, slugs=slugs):
                 console.print(f"released {path}")
         elif args.action == "autograde":
             if len(args.topics) != 1:
@@ -256,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["build", "execute", "release", "autograde"],
                    help="build: instructor notebooks from notebooks/*.py; execute: run them headless; "
                         "release: student versions via nbgrader; autograde: grade submitted notebooks")
-    p.add_argument("topics", nargs="*", help="build/execute: topics (default all); autograde: SUBMISSIONS folder")
+    p.add_argument("topics", nargs="*", help="build/execute/release: topics (default all); autograde: SUBMISSIONS folder")
     p.add_argument("--dir", help="built notebooks folder (default build/notebooks)")
     p.add_argument("--out", help="release: output folder (default build/notebooks/release)")
     p.add_argument("--budget", type=float, default=180, help="execute: seconds per notebook (default 180)")

@@ -74,3 +74,16 @@ def test_autograde_carries_messages_writes_feedback_and_zeroes_tampering(chapter
     text = (tmp_path / "feedback/wrong/01_toy.md").read_text()
     assert tmp_path / "feedback/wrong/01_toy.md" in feedback and "returned the input unchanged" in text
     assert "-torch.ones(3)" not in text and "def test_" not in text, "feedback must not show test source"
+
+
+def test_release_of_named_chapters_replaces_only_their_folders(chapter_course, tmp_path):
+    built, out = tmp_path / "built", tmp_path / "release"
+    chapters.build(None, built)
+    (out / "02_other").mkdir(parents=True)
+    (out / "02_other/02_other.ipynb").write_text("{}")
+    released = nbgrade.release(built, out, slugs=["01_toy"])
+    assert released == [out / "01_toy/01_toy.ipynb"]
+    assert "return 2 * x" not in released[0].read_text()
+    assert (out / "02_other/02_other.ipynb").exists(), "releasing one chapter must keep the others"
+    with pytest.raises(nbgrade.NbgraderError, match="llmlab notebooks build 02_other"):
+        nbgrade.release(built, out, slugs=["02_other"])

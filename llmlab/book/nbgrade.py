@@ -67,20 +67,35 @@ def assignments(built: Path) -> list[str]:
     return sorted(p.name for p in (built / "source").iterdir() if p.is_dir())
 
 
-def release(built: Path, out: Path, timeout: int = 300) -> list[Path]:
-    """Student notebooks (solutions and hidden tests stripped by nbgrader) into OUT/NN_x/."""
+def release(built: Path, out: Path, timeout: int = 300, slugs: list[str] | None = None) -> list[Path]:
+    """Student notebooks (solutions and hidden tests stripped by nbgrader) into OUT/NN_x/:
+    every built chapter (OUT is replaced), or only the chapters `slugs` (their folders are)."""
     if not (built / "source").is_dir():
         raise NbgraderError(f"no built notebooks in {built}; run `llmlab notebooks build` first")
+    missing = [slug for slug in slugs or [] if not (built / "source" / slug).is_dir()]
+    if missing:
+        raise NbgraderError(f"{', '.join(missing)} not built in {built}; "
+                            f"run `llmlab notebooks build {' '.join(missing)}` first")
     with tempfile.TemporaryDirectory(prefix="llmlab-nbgrader-") as tmp:
         course = _course(Path(tmp), built, timeout)
-        _nbgrader(course, "generate_assignment", "*")  # nbgrader globs the assignment id: all at once
-        if out.exists():
-            shutil.rmtree(out)
-        shutil.copytree(course / "release", out)
-    problems = audit(out)
+        if slugs is None:
+            _nbgrader(course, "generate_assignment", "*")  # nbgrader globs the assignment id: all at once
+            if out.exists():
+                shutil.rmtree(out)
+            shutil.copytree(course / "release", out)
+            folders = [out]
+        else:
+            folders = []
+            for slug in slugs:
+                _nbgrader(course, "generate_assignment", slug)
+                if (out / slug).exists():
+                    shutil.rmtree(out / slug)
+                shutil.copytree(course / "release" / slug, out / slug)
+                folders.append(out / slug)
+    problems = [problem for folder in folders for problem in audit(folder)]
     if problems:
         raise NbgraderError("the released notebooks failed their audit:\n  " + "\n  ".join(problems))
-    return sorted(out.rglob("*.ipynb"))
+    return sorted(path for folder in folders for path in folder.rglob("*.ipynb"))
 
 
 def hidden_test_names() -> set[str]:
