@@ -43,6 +43,18 @@ def _expand(scale, group_size, shape):
     return scale.expand(shape) if group_size is None else scale.repeat_interleave(group_size, dim=-1)
 
 
+def _rounding_mistakes(ratio):
+    """q for the rounding mistakes, from x / scale (floor and truncation agree on positive
+    values; where they agree, one name says both)."""
+    floor, trunc = ratio.floor().to(torch.int8), ratio.trunc().to(torch.int8)
+    wrong = {"rounding half away from zero": (ratio.sign() * (ratio.abs() + 0.5).floor()).to(torch.int8)}
+    if torch.equal(floor, trunc):
+        wrong["floor instead of rounding / truncation instead of rounding"] = floor
+    else:
+        wrong.update({"floor instead of rounding": floor, "truncation instead of rounding": trunc})
+    return wrong
+
+
 def _scale_mistakes(x, bits, group_size):
     q_max = 2 ** (bits - 1) - 1
     wrong = {"scale from max instead of absmax (negative values ignored)":
@@ -52,8 +64,7 @@ def _scale_mistakes(x, bits, group_size):
     if group_size is not None and x.dim() >= 1:
         N = x.shape[-1]
         wrong["groups cut along the wrong axis (strided instead of contiguous along the last axis)"] = \
-            lambda: (x.reshape(*x.shape[:-1], group_size, N // group_size).abs().amax(-1) / q_max
-                     if group_size == N // group_size else None)
+            lambda: x.reshape(*x.shape[:-1], group_size, N // group_size).abs().amax(-1) / q_max
     return wrong
 
 
@@ -68,7 +79,8 @@ def test_quantize_by_hand(impl):
     check.close(scale, torch.tensor(1.27 / 127), unit=UNIT, case=case, what="scale (absmax / 127)",
                 mistakes={"scale from max instead of absmax (negative values ignored)": torch.tensor(1.0 / 127),
                           "q_max = 2^(bits−1) (128) instead of 127": torch.tensor(1.27 / 128)})
-    check.close(q, torch.tensor([50, -127, 0, 100], dtype=torch.int8), unit=UNIT, case=case, what="q")
+    check.close(q, torch.tensor([50, -127, 0, 100], dtype=torch.int8), unit=UNIT, case=case, what="q",
+                mistakes=_rounding_mistakes(x / (1.27 / 127)))
     # int4: scale 1.27 / 7 ≈ 0.181429; x / scale = (2.756, −7, 0, 5.512) -> (3, −7, 0, 6).
     q, scale = impl.quantize_absmax(x, 4)
     case = check.describe(x=x, bits=4)
@@ -76,7 +88,7 @@ def test_quantize_by_hand(impl):
                 mistakes={"q_max = 2^bits − 1 (15, the unsigned range) instead of 7": torch.tensor(1.27 / 15),
                           "q_max = 2^(bits−1) (8) instead of 7": torch.tensor(1.27 / 8)})
     check.close(q, torch.tensor([3, -7, 0, 6], dtype=torch.int8), unit=UNIT, case=case, what="q",
-                mistakes={"truncation instead of rounding": torch.tensor([2, -7, 0, 5], dtype=torch.int8)})
+                mistakes=_rounding_mistakes(x / (1.27 / 7)))
     # ties: absmax 127 gives scale exactly 1, so x / scale lands exactly on halves.
     x = torch.tensor([127.0, 2.5, -3.5, 0.5, 1.5, -0.5])
     q, _ = impl.quantize_absmax(x, 8)
@@ -124,7 +136,7 @@ def test_quantize_properties_and_error_bound(impl, c):
     near_tie = ((ratio - ratio.floor()) - 0.5).abs() < 1e-4             # rounding may go either way there
     expected_q = torch.where(near_tie, q.to(ratio.dtype), torch.round(ratio)).to(torch.int8)
     check.close(q, expected_q, unit=UNIT, case=case, what="q = round(x / scale) (away from exact halves)",
-                mistakes={"truncation instead of rounding": ratio.trunc().to(torch.int8)})
+                mistakes=_rounding_mistakes(ratio))
     # The error is measured in float64; the slack 1e-4·scale covers a float32 x / scale that
     # lands within a few ulps of a half and rounds to the farther integer.
     s64 = _expand(want_scale, G, x.shape).double()
@@ -136,6 +148,12 @@ def test_quantize_properties_and_error_bound(impl, c):
 
 @pytest.mark.points(2)
 def test_quantize_groups_along_last_axis(impl):
+    # square case: N / G == G, so a strided cut gives scales of the right shape and wrong values
+    x = tensors.randn((4, 16), 6) * torch.tensor([0.1, 1.0, 3.0, 10.0]).repeat_interleave(4)
+    x[2, 13] = -30.0
+    q, scale = impl.quantize_absmax(x, 8, 4)
+    check.close(scale, _oracle_scale(x, 8, 4), unit=UNIT, case=check.describe(x=x, bits=8, group_size=4),
+                what="scale of shape (4, 4)", mistakes=_scale_mistakes(x, 8, 4))
     # (3, 4, 8) with group_size 4: two contiguous groups per row of the last axis; the
     # magnitudes differ per group so that groups cut along any other axis give other scales.
     x = tensors.randn((3, 4, 8), 5)
@@ -148,12 +166,6 @@ def test_quantize_groups_along_last_axis(impl):
                     mistakes=_scale_mistakes(x, bits, 4))
         check.close(q.double() * _expand(scale, 4, x.shape), impl.dequantize_absmax(q, scale, 4),
                     unit="dequantize_absmax", case=case, what="q·scale of each group")
-    # square case: N / G == G, so a strided cut gives scales of the right shape and wrong values
-    x = tensors.randn((4, 16), 6) * torch.tensor([0.1, 1.0, 3.0, 10.0]).repeat_interleave(4)
-    x[2, 13] = -30.0
-    q, scale = impl.quantize_absmax(x, 8, 4)
-    check.close(scale, _oracle_scale(x, 8, 4), unit=UNIT, case=check.describe(x=x, bits=8, group_size=4),
-                what="scale of shape (4, 4)", mistakes=_scale_mistakes(x, 8, 4))
     x1 = tensors.randn((12,), 7, torch.float32)
     q, scale = impl.quantize_absmax(x1, 4, 3)
     check.close(scale, _oracle_scale(x1, 4, 3), unit=UNIT, case=check.describe(x=x1, bits=4, group_size=3),
