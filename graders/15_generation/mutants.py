@@ -180,4 +180,19 @@ VARIANTS = [
     return ids, mask, positions"""),
 ]
 
-EQUIVALENT: dict[str, str] = {}
+EQUIVALENT = {
+    "generation.py: `>=` -> `>` in `if k >= logits.shape[-1]:`":
+        "k == V takes the other branch, which keeps every logit too (all are ≥ the V-th largest)",
+    "generation.py: `-` -> `` in `counts = torch.zeros(logits.shape, dtype=torch.long).scatter_add_(-1, context, "
+    "context_mask.long())`": "logits and context are 2-D (checked above), so dim 1 is dim -1",
+    "generation.py: `1` -> `0` in `if rep_penalty != 1:`":
+        "applying a penalty of 1 multiplies or divides by 1: the logits are unchanged, bit for bit",
+    "generation.py: `1` -> `0` (#2) in `if rep_penalty != 1:`":
+        "applying a penalty of 1 multiplies or divides by 1: the logits are unchanged, bit for bit",
+    "generation.py: `1` -> `0` in `if width < 1 or max_new < 1:`":
+        "width 0 still raises ValueError: no candidate is kept, nothing finishes, and max() of the empty list "
+        "of finished hypotheses raises ValueError",
+    "generation.py: `-` -> `` in `logp = F.log_softmax(logits.double(), dim=-1)`":
+        "the logits of the last position are 2-D (A, V): dim 1 is dim -1",
+    "generation.py: `-` -> `` in `V = logp.shape[-1]`": "logp is 2-D (A, V): shape[1] is shape[-1]",
+}

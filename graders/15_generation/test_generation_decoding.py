@@ -88,13 +88,15 @@ def test_generate_greedy_matches_oracle_and_model_calls(impl):
 def test_generate_penalty_filters_and_sampling(impl):
     model = O.PrefixLM(6, seed=11, scale=1.5)
     prompt = [2, 5, 2]
-    out = impl.generate(model, torch.tensor(prompt), 8, temperature=0.0, rep_penalty=1.8)
-    expected = O.greedy_oracle(model, prompt, 8, penalty=1.8)
-    case = check.describe(prompt=prompt, max_new=8, rep_penalty=1.8)
-    check.equal(out.tolist(), expected, unit="generate", case=case, what="greedy sequence with the repetition penalty",
-                mistakes={"the repetition penalty ignores the prompt (generated tokens only)":
-                          O.greedy_oracle(model, prompt, 8, penalty=1.8, prompt_in_context=False)})
-    check.that(expected != O.greedy_oracle(model, prompt, 8), "the grader", "the penalty changes nothing here")
+    for penalty in (1.8, 2.0):
+        out = impl.generate(model, torch.tensor(prompt), 8, temperature=0.0, rep_penalty=penalty)
+        expected = O.greedy_oracle(model, prompt, 8, penalty=penalty)
+        case = check.describe(prompt=prompt, max_new=8, rep_penalty=penalty)
+        check.equal(out.tolist(), expected, unit="generate", case=case,
+                    what="greedy sequence with the repetition penalty",
+                    mistakes={"the repetition penalty ignores the prompt (generated tokens only)":
+                              O.greedy_oracle(model, prompt, 8, penalty=penalty, prompt_in_context=False)})
+        check.that(expected != O.greedy_oracle(model, prompt, 8), "the grader", "the penalty changes nothing here")
     a = impl.generate(model, torch.tensor(prompt), 12, temperature=1.2, top_k=4, top_p=0.9,
                       generator=tensors.generator(3))
     b = impl.generate(model, torch.tensor(prompt), 12, temperature=1.2, top_k=4, top_p=0.9,
@@ -195,6 +197,25 @@ def test_beam_small_width_matches_slow_oracle(impl):
                        "the model ran with autograd enabled (use torch.no_grad())", case=case)
 
 
+class _UniformLM(torch.nn.Module):
+    """Every next token equally likely: every candidate of a step has the same log-probability,
+    so only the documented tie rules decide."""
+
+    def forward(self, ids, targets=None, *, positions=None, attention_mask=None):
+        return torch.zeros(ids.shape[0], ids.shape[1], 8, dtype=torch.float64), None
+
+
+@pytest.mark.points(1)
+def test_beam_tie_rules(impl):
+    # 4 live hypotheses × 8 tokens = 32 tied candidates per step: the earlier hypothesis, then
+    # the lower id, wins each tie, and among equal scores the first finished one is returned.
+    for width, max_new in ((4, 3), (3, 4)):
+        tokens, score = impl.beam_search(_UniformLM(), torch.tensor([5]), width, max_new, length_penalty=1.0)
+        check.equal(tokens.tolist(), [5] + [0] * max_new, unit="beam_search", case=check.describe(
+            width=width, max_new=max_new, model="uniform over 8 tokens"),
+            what="tokens when every candidate ties (earlier hypothesis, then lower id, then first finished)")
+
+
 @pytest.mark.points(2)
 def test_beam_reference_and_raises(impl):
     for item in reference.load(O.TOPIC, "beam"):
@@ -205,7 +226,13 @@ def test_beam_reference_and_raises(impl):
         check.equal(tokens.tolist(), item["tokens"], unit="beam_search", what="tokens (reference data)", case=case)
         check.close(_f64(score), _f64(item["score"]), unit="beam_search", kind="reduction",
                     what="score (reference data)", case=case)
-    model = O.PrefixLM(5)
+    model = O.PrefixLM(5, seed=7, scale=0.7)
+    tokens, score = impl.beam_search(model, torch.tensor([1, 2]), 3, 1, length_penalty=1.0)
+    logp = torch.log_softmax(O.logits_of(model, [1, 2]).double(), -1)
+    check.equal(tokens.tolist(), [1, 2, int(logp.argmax())], unit="beam_search", what="tokens for max_new = 1",
+                case=check.describe(prompt=[1, 2], width=3, max_new=1))
+    check.close(_f64(score), logp.max(), unit="beam_search", kind="reduction", what="score for max_new = 1",
+                case=check.describe(prompt=[1, 2], width=3, max_new=1))
     for prompt, width, max_new, why in ((torch.tensor([[1]]), 2, 2, "prompt not 1-D"),
                                         (torch.tensor([], dtype=torch.long), 2, 2, "empty prompt"),
                                         (torch.tensor([1]), 0, 2, "width < 1"), (torch.tensor([1]), 2, 0, "max_new < 1")):
@@ -254,7 +281,7 @@ BATCH_PROMPTS = [[1, 2], [3, 0, 4, 2, 2], [4], [2, 1, 3]]
 @pytest.mark.points(3)
 def test_generate_batch_equals_one_by_one(impl):
     for seed, (eos_id, stops, penalty, pad_id) in enumerate(((None, (), 1.0, 0), (0, (), 1.0, 2), (3, [[4, 4]], 1.5, 2),
-                                                             (1, (), 1.7, 4))):
+                                                             (1, (), 1.7, 4), (None, (), 2.0, 1))):
         model = O.PrefixLM(5, seed=20 + seed, scale=1.5)
         prompts = [torch.tensor(p) for p in BATCH_PROMPTS]
         out = impl.generate_batch(model, prompts, 7, pad_id=pad_id, temperature=0.0, eos_id=eos_id,
@@ -275,10 +302,11 @@ def test_generate_batch_equals_one_by_one(impl):
 def test_generate_batch_passes_mask_and_positions(impl):
     model = O.PrefixLM(5, seed=21, scale=1.5)
     prompts = [torch.tensor(p) for p in BATCH_PROMPTS]
-    out = impl.generate_batch(model, prompts, 6, pad_id=2, temperature=0.0, eos_id=0)
+    out = impl.generate_batch(model, prompts, 12, pad_id=2, temperature=0.0, eos_id=1)
     lengths = [len(p) for p in BATCH_PROMPTS]
     new = [len(o) - n for o, n in zip(out, lengths)]
-    case = check.describe(prompts=BATCH_PROMPTS, max_new=6, pad_id=2, eos_id=0)
+    case = check.describe(prompts=BATCH_PROMPTS, max_new=12, pad_id=2, eos_id=1)
+    check.that(len(set(new)) > 1 and max(new) < 12, "the grader", "rows should stop at different steps, all early")
     check.that(len(model.calls) == max(new), "generate_batch", f"expected one model call per step "
                f"({max(new)} steps until every row stopped), got {len(model.calls)} calls", case=case)
     L = max(lengths)

@@ -153,6 +153,21 @@ def test_top_p_filter_matches_oracle(impl, seed, shape, p, dtype, scale):
                 mistakes={"top-p drops the token that crosses p": lambda: _dropping_crossing(logits, p)})
 
 
+@pytest.mark.points(1)
+def test_top_p_filter_ties_in_a_wide_row(impl):
+    # 40 tokens in three groups of equal logits, shuffled: the cut falls inside the top group,
+    # so the tie rule (ascending id) decides which of its tokens are kept. Wide rows matter:
+    # PyTorch's unstable sort keeps tied ids in order for short rows only.
+    for seed, p in ((0, 0.3), (1, 0.5), (2, 0.75)):
+        values = torch.tensor([2.0] * 10 + [1.0] * 15 + [0.0] * 15, dtype=torch.float64)
+        logits = values[torch.randperm(40, generator=tensors.generator(seed))]
+        keep, closest = O.top_p_keep(logits, p)
+        check.that(closest > 1e-4, "the grader", "near-boundary input")
+        check.close(impl.top_p_filter(logits, p), O.apply_keep(logits, keep), unit="top_p_filter", kind="exact",
+                    case=check.describe(logits=logits, p=p, note="ties inside the top group; V = 40"),
+                    what="output (tied tokens are ranked by ascending id)")
+
+
 @pytest.mark.points(2)
 def test_top_p_filter_edges_gradients_and_raises(impl):
     x = tensors.randn((2, 6), 31, torch.float64, scale=1.5)
@@ -249,9 +264,14 @@ def test_repetition_penalty_mask_empty_context_gradients_and_raises(impl):
                 case=check.describe(logits=x, context=ctx, penalty=3.0, note="a logit exactly 0 is divided"))
     check.gradcheck(lambda z: impl.repetition_penalty(z, ctx, 3.0), [x + 0.1], unit="repetition_penalty",
                     case=check.describe(logits=x + 0.1, context=ctx))
+    for penalty in (0.5, 1.0):                       # 0 < penalty < 1 makes seen tokens MORE likely
+        check.close(impl.repetition_penalty(logits, context, penalty), O.ctrl_penalty(logits, context.tolist(), penalty),
+                    unit="repetition_penalty", kind="elementwise", case=check.describe(context=context, penalty=penalty))
     for args, why in (((logits, context, 0.0), "penalty ≤ 0"), ((logits, context, -1.0), "penalty ≤ 0"),
                       ((logits[0], context, 2.0), "logits not 2-D"), ((logits, context[:1], 2.0), "batch sizes differ"),
-                      ((logits, context[0], 2.0), "context not 2-D")):
+                      ((logits, context[0], 2.0), "context not 2-D"),
+                      ((logits[:, 0], context[:2, :2], 2.0), "logits not 2-D (with as many entries as rows)"),
+                      ((logits, context[:, 0], 2.0), "context not 2-D (with as many entries as rows)")):
         check.expect_raises(ValueError, impl.repetition_penalty, *args, unit="repetition_penalty", why=why,
                             case=check.describe(logits=args[0], context=args[1], penalty=args[2]))
     check.expect_raises(ValueError, impl.repetition_penalty, logits, context, 2.0, context_mask=mask[:, :2],
