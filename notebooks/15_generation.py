@@ -146,7 +146,7 @@ print("top-k 2   :", top_k_filter(by_hand, 2).exp().tolist())
 print("min-p 0.3 :", min_p_filter(by_hand, 0.3).exp().tolist(), "(0.15 ≥ 0.3 · 0.5)")
 
 # %%
-#| grade: test_top_k_filter_matches_oracle test_top_k_filter_gradients_edges_and_raises test_top_p_boundary_cases_reference test_top_p_filter_matches_oracle test_top_p_filter_edges_gradients_and_raises test_top_p_near_boundary_float32_hidden test_min_p_filter_matches_oracle_edges_and_raises
+#| grade: test_top_k_filter_matches_oracle test_top_k_filter_gradients_edges_and_raises test_top_p_boundary_cases_reference test_top_p_filter_matches_oracle test_top_p_filter_ties_in_a_wide_row test_top_p_filter_edges_gradients_and_raises test_top_p_near_boundary_float32_hidden test_min_p_filter_matches_oracle_edges_and_raises
 
 # %% [markdown]
 # ### 3.3 The repetition penalty
@@ -242,7 +242,7 @@ print("greedy is", "the best sequence here" if greedy_tokens.tolist() == best_to
       else f"worse by {best_score - greedy_score:.4f} nats here")
 
 # %%
-#| grade: test_beam_width_one_equals_greedy test_beam_unlimited_width_finds_brute_force_best test_beam_small_width_matches_slow_oracle test_beam_reference_and_raises test_beam_brute_force_more_models_hidden
+#| grade: test_beam_width_one_equals_greedy test_beam_unlimited_width_finds_brute_force_best test_beam_small_width_matches_slow_oracle test_beam_tie_rules test_beam_reference_and_raises test_beam_brute_force_more_models_hidden
 
 # %% [markdown]
 # ### 3.7 Left padding and batched generation
