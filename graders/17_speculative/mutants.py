@@ -171,4 +171,16 @@ VARIANTS = [
     return seq[T:].clone(), torch.stack(probs)"""),
 ]
 
-EQUIVALENT: dict[str, str] = {}
+EQUIVALENT: dict[str, str] = {
+    "speculative.py: `<` -> `<=` in `if not u < target_probs[i, x] / draft_probs[i, x]:`":
+        "u is a float64 uniform; u equals the ratio p/q with probability about 2^-53 per draw (u = 0 for a "
+        "token with p = 0 included), so accepting on u ≤ p/q instead of u < p/q changes no round a test can see",
+    "speculative.py: `-` -> `` in `choice = target_logits.argmax(dim=-1)`":
+        "target_logits is 2-D (k + 1, V) (anything else raises first), so dim=1 is dim=-1",
+    "speculative.py: `1` -> `0` in `q = F.one_hot(token[0], logits.shape[-1]).to(logits.dtype)`":
+        "logits is the 1-D (V,) row of the last position, so logits.shape[-0] = shape[0] = V = shape[-1]",
+    "speculative.py: `1` -> `0` in `q = F.softmax(logits / temperature, dim=-1)`":
+        "logits is the 1-D (V,) row of the last position, so dim=-0 (= 0) is its only axis, dim=-1",
+    "speculative.py: `-` -> `` in `new, _ = speculative_accept(q, F.softmax(logits / temperature, dim=-1), drafts, generator)`":
+        "logits is 2-D (m + 1, V) here, so softmax over dim=1 is softmax over dim=-1",
+}

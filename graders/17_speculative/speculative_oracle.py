@@ -170,6 +170,27 @@ def first_token_probs(p: torch.Tensor, q: torch.Tensor, rule: str = "correct") -
     return out
 
 
+def pooled(counts, probs, min_expected: float = 5.0) -> tuple[list[int], list[float]]:
+    """Counts and probabilities with every category expected fewer than `min_expected` times
+    merged into one (and that one merged with the smallest other if it is still below), so the
+    chi-square approximation holds in the tail the stated rate refers to. Categories of
+    probability 0 stay separate (any count there fails the test outright)."""
+    counts = [int(c) for c in counts]
+    probs = [float(p) for p in probs]
+    n = sum(counts)
+    keep = [i for i, p in enumerate(probs) if p <= 0 or p * n >= min_expected]
+    small = [i for i, p in enumerate(probs) if 0 < p and p * n < min_expected]
+    if small and sum(probs[i] for i in small) * n < min_expected:
+        positive = [i for i in keep if probs[i] > 0]
+        if positive:
+            j = min(positive, key=lambda i: probs[i])
+            keep.remove(j)
+            small.append(j)
+    out_c = [counts[i] for i in keep] + ([sum(counts[i] for i in small)] if small else [])
+    out_p = [probs[i] for i in keep] + ([sum(probs[i] for i in small)] if small else [])
+    return out_c, out_p
+
+
 def fits(counts, probs: torch.Tensor) -> bool:
     """Whether `counts` are plausible under `probs` (p-value ≥ 1e-3): used only to name a mistake."""
     from scipy import stats as sps  # imported when needed: it costs a second of start-up

@@ -161,15 +161,17 @@ def test_generate_target_calls_counting_rule(impl):
 
 @pytest.mark.points(4)
 def test_generate_joint_distribution_equals_target(impl):
-    # THE central check: 1200 speculative generations of 3 tokens (k = 2, so rounds use the
+    # THE central check: 900 speculative generations of 3 tokens (k = 2, so rounds use the
     # residual and the bonus token) against the exact joint distribution of the bigram target
-    # over all 27 sequences. Chi-square at rate 1e-6: a correct implementation fails with
+    # over all 27 sequences (rare ones pooled). Chi-square at rate 1e-6: a correct implementation fails with
     # probability ≤ 1e-6.
-    counts = O.joint_counts(impl, 2, 3, 1.0, 1200, 23)
-    case = check.describe(target_logits=O.TARGET3, draft_logits=O.DRAFT3, prompt=[0], k=2, max_new=3, runs=1200)
+    counts = O.joint_counts(impl, 2, 3, 1.0, 900, 23)
+    case = check.describe(target_logits=O.TARGET3, draft_logits=O.DRAFT3, prompt=[0], k=2, max_new=3, runs=900)
     try:
-        stats.chi_square(counts, O.chain_distribution(O.TARGET3, 0, 3).tolist(), unit="speculative_generate",
-                         rate=1e-6, case=case, what="the joint distribution of the 3 generated tokens")
+        # categories expected fewer than 5 times are pooled into one (O.pooled)
+        stats.chi_square(*O.pooled(counts, O.chain_distribution(O.TARGET3, 0, 3).tolist()),
+                         unit="speculative_generate", rate=1e-6, case=case,
+                         what="the joint distribution of the 3 generated tokens")
     except check.GradingFailure as failure:
         O.name_mistake(failure, counts, {"the text follows the draft's distribution, not the target's":
                                          O.chain_distribution(O.DRAFT3, 0, 3)})
@@ -237,7 +239,8 @@ def test_generate_raises(impl):
     good = torch.tensor([0, 1])
     for prompt, k, max_new, temperature, why in ((torch.tensor([[0, 1]]), 2, 3, 1.0, "prompt must be 1-D"),
                                                  (torch.zeros(0, dtype=torch.long), 2, 3, 1.0, "T0 ≥ 1"),
-                                                 (good, 0, 3, 1.0, "k < 1"), (good, 2, -1, 1.0, "max_new < 0"),
+                                                 (good, 0, 3, 1.0, "k < 1"), (good, 0, 0, 1.0, "k < 1 (max_new = 0)"),
+                                                 (good, 2, -1, 1.0, "max_new < 0"),
                                                  (good, 2, 3, -0.5, "temperature < 0")):
         check.expect_raises(ValueError, impl.speculative_generate, t, d, prompt, k, max_new, temperature,
                             unit="speculative_generate",
