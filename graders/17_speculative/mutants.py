@@ -117,15 +117,6 @@ VARIANTS = [
     Variant("α as Σ ½(p + q − |p − q|)", F,
             find="return torch.minimum(target_probs, draft_probs).sum(dim=-1)            # (...)",
             replace="return (0.5 * (target_probs + draft_probs - (target_probs - draft_probs).abs())).sum(dim=-1)"),
-    Variant("residual with relu and a safe division", F,
-            find="""    residual = (target_probs - draft_probs).clamp(min=0)                    # (..., V)
-    mass = residual.sum(dim=-1, keepdim=True)                               # (..., 1)
-    empty = mass == 0
-    return torch.where(empty, target_probs, residual / torch.where(empty, torch.ones_like(mass), mass))""",
-            replace="""    residual = torch.relu(target_probs - draft_probs)
-    mass = residual.sum(dim=-1, keepdim=True)
-    normalised = residual / mass.clamp_min(torch.finfo(mass.dtype).tiny)
-    return torch.where(mass > 0, normalised, target_probs)"""),
     Variant("acceptance test without the division", F,
             find="if not u < target_probs[i, x] / draft_probs[i, x]:",
             replace="if u * draft_probs[i, x] >= target_probs[i, x]:"),
@@ -135,11 +126,6 @@ VARIANTS = [
             replace="""    n = 0
     while n < draft_tokens.shape[0] and int(draft_tokens[n]) == int(choice[n]):
         n += 1"""),
-    Variant("the formula as a sum of powers", F,
-            find="""    if alpha == 1.0:
-        return float(k + 1)
-    return (1.0 - alpha ** (k + 1)) / (1.0 - alpha)""",
-            replace="""    return float(sum(alpha ** i for i in range(k + 1)))"""),
     Variant("draft proposals written into a pre-allocated sequence", F,
             find="""    seq = context
     tokens, probs = [], []
