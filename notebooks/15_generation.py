@@ -251,8 +251,8 @@ print("greedy is", "the best sequence here" if greedy_tokens.tolist() == best_to
 # whole batch once per step; rows that have stopped are extended by padding with the mask
 # False. Why the position ids matter less than one might think *for RoPE*: attention scores
 # under RoPE depend only on the *difference* of two positions, so shifting every position of
-# a row by the same amount changes nothing — the cell below measures it. A model with learned
-# absolute positions (the grader uses one) is not so forgiving.
+# a row by the same amount changes the logits only by rounding — the cell below measures the
+# change. A model with learned absolute positions (the grader uses one) is not so forgiving.
 
 # %%
 #| include: generation.py::left_pad,generate_batch

@@ -243,7 +243,7 @@ def test_beam_reference_and_raises(impl):
 # ---------------------------------------------------------------- left padding and batches
 
 @pytest.mark.points(2)
-@examples(15)
+@examples(10)
 @given(lengths=st.lists(st.integers(1, 6), min_size=1, max_size=5), seed=seeds(), pad_id=st.integers(0, 9))
 def test_left_pad_layout(impl, lengths, seed, pad_id):
     prompts = [tensors.randint((n,), seed + i, high=10) for i, n in enumerate(lengths)]
@@ -383,7 +383,7 @@ _content = texts(max_size=12).filter(lambda t: "<|" not in t and "|>" not in t)
 
 
 @pytest.mark.points(1)
-@examples(20)
+@examples(12)
 @given(system=st.one_of(st.none(), _content), turns=st.lists(_content, min_size=1, max_size=5), gen=st.booleans())
 def test_chat_template_round_trip(impl, system, turns, gen):
     messages = ([] if system is None else [{"role": "system", "content": system}]) + [
