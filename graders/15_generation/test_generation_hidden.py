@@ -61,8 +61,8 @@ def test_generate_batch_tiny_llama_equals_one_by_one_hidden(impl):
 @pytest.mark.hidden
 @pytest.mark.points(2)
 def test_generate_batch_sampling_follows_each_rows_distribution_hidden(impl):
-    # 800 rows per prompt in one batch; one chi-square test per prompt at rate 1e-6: a
-    # correct implementation fails this test with probability ≤ 2e-6.
+    # 800 rows per prompt in one batch; one chi-square test per prompt at rate 5e-7: a
+    # correct implementation fails this test with probability ≤ 1e-6.
     model = O.PrefixLM(6, seed=40, scale=0.8)
     short, long = [2], [1, 3, 5, 0]
     prompts = [torch.tensor(short), torch.tensor(long)] * 800
@@ -72,7 +72,7 @@ def test_generate_batch_sampling_follows_each_rows_distribution_hidden(impl):
         firsts = [int(o[len(p)]) for o in out[which::2]]
         counts = torch.bincount(torch.tensor(firsts), minlength=6).tolist()
         probs = O.pipeline_probs(O.logits_of(model, p), 0.9, 5)
-        stats.chi_square(counts, probs.tolist(), unit="generate_batch", rate=1e-6,
+        stats.chi_square(counts, probs.tolist(), unit="generate_batch", rate=5e-7,
                          what=f"first sampled token after prompt {p} in a left-padded batch",
                          case=check.describe(prompt=p, rows=800, temperature=0.9, top_k=5))
 
