@@ -158,8 +158,10 @@ def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
     For each tile of block_q queries, loop over the tiles of block_k keys with the online
     softmax: keep per query the running maximum m of its scores, the running sum l of
     exp(score − m) and the running output acc = Σ exp(score − m)·v; when a tile raises the
-    maximum to m', rescale l and acc by exp(m − m') first. Under `causal`, skip the key tiles
-    that lie entirely after the last query of the tile, and mask the rest (key > query).
+    maximum to m', rescale l and acc by exp(m − m') first. Under `causal`, mask the scores of
+    keys after their query (key > query); a key tile that lies entirely after the last query
+    of the query tile contributes nothing, so it may be skipped (FlashAttention does: it
+    halves the work) — but never the tile that holds a query's own key.
     Returns (out, lse):
         out (B, H, Tq, D): the attention output, acc / l;
         lse (B, H, Tq):    the NATURAL-log sum of exp of the scaled scores of each query row
@@ -213,7 +215,7 @@ class FlashAttention(torch.autograd.Function):
         softmax, recomputed per tile from the saved lse) and δ_i = Σ_d dout_id·out_id:
             dv = Pᵀ·dout,   dP = dout·vᵀ,   ds = P ⊙ (dP − δ + dlse),
             dq = ds·k / sqrt(D),   dk = dsᵀ·q / sqrt(D),
-        accumulated over the same tiles as the forward (the same causal skipping). No
+        accumulated over the tiles (future tiles contribute nothing and may be skipped). No
         autograd inside, no (Tq, Tk) tensor, no softmax built-in. Each gradient has the shape
         and dtype of its input.
         """

@@ -185,4 +185,47 @@ VARIANTS = [
                     "            if reserved + r.prompt_len + r.output_len > kv_capacity:\n"),
 ]
 
-EQUIVALENT: dict[str, str] = {}
+_FOUR_D = ("every tensor transposed here is 4-D (B, H, T, D) by the docstring (and the given input check), so "
+           "dim 2 is dim -2")
+_FUTURE_TILE_FORWARD = ("a key tile with ks > qe − 1 lies entirely after the tile's last query, so every score in it is "
+                        "masked to −inf: its amax is −inf, the running max is unchanged, alpha = 1 and p = 0, so "
+                        "processing it (instead of breaking) or processing the next one too changes no value, only "
+                        "the work; the docstring allows skipping it, not requires it (VARIANTS accepts no skipping)")
+_FUTURE_TILE_BACKWARD = ("in the backward a key tile entirely after the tile's last query has every score masked to "
+                         "−inf, so p = exp(−inf − lse) = 0 and its contributions to dq, dk, dv are exactly 0")
+_GENERATE_LIMIT = ("the guard only moves where the ValueError comes from: with it weakened, the decoding reaches a "
+                   "position ≥ block_size and cached_forward raises the same ValueError (its own block_size check), "
+                   "and every input the docstring allows still decodes identically")
+_CACHE_SIZE = ("the cache is internal to generate_cached: one position longer than needed is never written nor read "
+               "(cached_forward bounds every position by block_size itself), so the tokens are the same")
+
+EQUIVALENT = {
+    "inference.py: `-` -> `` in `scores = q @ keys.transpose(-2, -1) / math.sqrt(D)`":
+        "keys is (B, H, start + n, D), 4-D, so transpose(2, -1) is transpose(-2, -1)",
+    "inference.py: `+` -> `-` in `if T0 + max_new_tokens - 1 > model.config.block_size:`": _GENERATE_LIMIT,
+    "inference.py: `1` -> `2` in `if T0 + max_new_tokens - 1 > model.config.block_size:`": _GENERATE_LIMIT,
+    "inference.py: `-` -> `+` in `cache = KVCache.for_model(model, B, T0 + max_new_tokens - 1)`": _CACHE_SIZE,
+    "inference.py: `1` -> `0` in `cache = KVCache.for_model(model, B, T0 + max_new_tokens - 1)`": _CACHE_SIZE,
+    "inference.py: `-` -> `` in `token = logits.argmax(dim=-1, keepdim=True)`":
+        "logits was sliced to (B, V) by `[:, -1]`, so dim=1 is dim=-1",
+    "inference.py: `1` -> `0` in `logits = cached_forward(model, token, cache)[:, -1]`":
+        "the decoding call feeds one token, so its logits are (B, 1, V) and [:, 0] is [:, -1]",
+    "inference.py: `-` -> `+` in `if causal and ks > qe - 1:`": _FUTURE_TILE_FORWARD,
+    "inference.py: `1` -> `0` in `if causal and ks > qe - 1:`": _FUTURE_TILE_FORWARD,
+    "inference.py: `break` -> `continue` in `break`": _FUTURE_TILE_FORWARD,
+    "inference.py: `-` -> `+` (#2) in `if causal and ks > qe - 1:`": _FUTURE_TILE_BACKWARD,
+    "inference.py: `1` -> `0` (#2) in `if causal and ks > qe - 1:`": _FUTURE_TILE_BACKWARD,
+    "inference.py: `break` -> `continue` (#2) in `break`": _FUTURE_TILE_BACKWARD,
+    "inference.py: `-` -> `` in `s = qb @ k[:, :, ks:ke].transpose(-2, -1) * scale`": _FOUR_D,
+    "inference.py: `-` -> `` in `s = qb @ kb.transpose(-2, -1) * scale`": _FOUR_D,
+    "inference.py: `-` -> `` in `dv[:, :, ks:ke] += p.transpose(-2, -1) @ dob`": _FOUR_D,
+    "inference.py: `-` -> `` in `ds = p * (dob @ vb.transpose(-2, -1) + shift)`": _FOUR_D,
+    "inference.py: `-` -> `` in `dk[:, :, ks:ke] += ds.transpose(-2, -1) @ qb * scale`": _FOUR_D,
+    "inference.py: `>` -> `>=` in `safe = torch.where(scale > 0, scale, torch.ones_like(scale))`":
+        "only a zero group has scale 0; with the mutant it is divided by 0, giving 0/0 = NaN, which torch.round "
+        "keeps and the conversion to int8 turns into 0 on CPU — the same q = 0 (the safe scale exists because "
+        "that conversion is not guaranteed by the C++ standard, not because the results differ here)",
+    "inference.py: `//` -> `/` in `if N % group_size or tuple(scale.shape) != (*q.shape[:-1], N // group_size):`":
+        "the comparison runs only when N % group_size == 0 (the `or` short-circuits), and then N / group_size "
+        "is a float equal to the integer N // group_size, and tuples compare 3.0 == 3 as equal",
+}

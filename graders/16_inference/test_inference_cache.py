@@ -275,8 +275,13 @@ def test_generate_cached_matches_recompute_greedy(impl):
 @pytest.mark.points(2)
 def test_generate_cached_feeds_each_token_once(impl):
     model = O.random_model(71, torch.float64, n_head=4, n_kv_head=2)
-    seen = []
-    handle = model.tok_emb.register_forward_hook(lambda mod, args, out: seen.append(tuple(args[0].shape)))
+    seen, grad_modes = [], []
+
+    def record(mod, args, out):
+        seen.append(tuple(args[0].shape))
+        grad_modes.append(torch.is_grad_enabled())
+
+    handle = model.tok_emb.register_forward_hook(record)
 
     def no_forward(*args, **kwargs):
         raise AssertionError("model.forward was called")
@@ -293,6 +298,8 @@ def test_generate_cached_feeds_each_token_once(impl):
         check.equal(seen, [(2, 5)] + [(2, 1)] * 5, unit="generate_cached", case=case,
                     what="shapes embedded by tok_emb, call by call (the prompt once, then each new token except "
                          "the last)")
+        check.that(not any(grad_modes), "generate_cached", "run the model under torch.no_grad() (no autograd "
+                   "graph while decoding)", f"grad enabled in the calls: {grad_modes}", case=case)
         check.that(out.dtype == torch.int64 and tuple(out.shape) == (2, 11), "generate_cached",
                    "return (B, T0 + max_new_tokens) int64", f"got {out.dtype} {tuple(out.shape)}", case=case)
         check.close(out[:, :5], prompt, unit="generate_cached", kind="exact", what="the prompt at the start", case=case)
@@ -318,6 +325,7 @@ def test_generate_cached_raises(impl):
     check.close(out, O.greedy_full(model, prompt, 4), unit="generate_cached", kind="exact",
                 what="greedy continuation that fills block_size exactly", case=check.describe(prompt=prompt, n=4))
     for p, n, why in ((prompt, 5, "T0 + max_new_tokens − 1 > block_size"), (prompt, -1, "max_new_tokens < 0"),
-                      (prompt[:, :0], 2, "T0 < 1")):
+                      (prompt[:, :2], -1, "max_new_tokens < 0"), (prompt[:, :0], 2, "T0 < 1"),
+                      (prompt[:, :0], 0, "T0 < 1 (even with max_new_tokens = 0)")):
         check.expect_raises(ValueError, impl.generate_cached, model, p, n, unit="generate_cached", why=why,
                             case=check.describe(prompt=p, max_new_tokens=n, block_size=8))

@@ -45,7 +45,7 @@ def test_cached_forward_deep_random_model_hidden(impl):
 def test_flash_backward_memory_grows_linearly_hidden(impl):
     # Forward and backward with autograd on: what the graph saves (q, k, v, out, lse) and the
     # gradients grow like T; recomputed 64 × 64 tiles stay constant. The reference measures
-    # about 1.6–1.8× per doubling; saving the (T, T) probabilities makes it about 3–4×.
+    # about 1.3–1.5× per doubling; saving the (T, T) probabilities makes it about 3–4×.
     peaks = {}
     for T in (128, 256, 512):
         q, k, v = (t.requires_grad_(True) for t in O.attention_inputs(600 + T, 1, 1, T, T, 16, torch.float32))

@@ -166,6 +166,12 @@ def test_quantize_groups_along_last_axis(impl):
                     mistakes=_scale_mistakes(x, bits, 4))
         check.close(q.double() * _expand(scale, 4, x.shape), impl.dequantize_absmax(q, scale, 4),
                     unit="dequantize_absmax", case=case, what="q·scale of each group")
+    one = torch.tensor([-0.3])
+    q, scale = impl.quantize_absmax(one, 4, 1)
+    check.close(q, torch.tensor([-7], dtype=torch.int8), unit=UNIT, case=check.describe(x=one, bits=4, group_size=1),
+                what="q of a one-element tensor")
+    q, scale = impl.quantize_absmax(one, 8)
+    check.close(q, torch.tensor([-127], dtype=torch.int8), unit=UNIT, case=check.describe(x=one, bits=8), what="q")
     x1 = tensors.randn((12,), 7, torch.float32)
     q, scale = impl.quantize_absmax(x1, 4, 3)
     check.close(scale, _oracle_scale(x1, 4, 3), unit=UNIT, case=check.describe(x=x1, bits=4, group_size=3),
