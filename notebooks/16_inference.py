@@ -209,8 +209,10 @@ print(repr(codec.decode(generate_cached(tiny, prompt, 40)[0].tolist())))
 # For each tile of `block_q` queries, loop over tiles of `block_k` keys, keep the running
 # maximum `m`, sum `l` and output `acc` per query, and rescale `l` and `acc` by `exp(m − m')`
 # whenever a tile raises the maximum. Under `causal`, a key tile that starts after the last
-# query of the query tile is skipped entirely (every score in it would be masked); the tile
-# that holds the diagonal is masked element by element. Tile sizes need not divide the lengths.
+# query of the query tile can be skipped entirely (every score in it would be masked, so it
+# adds nothing; the reference skips it and saves half the work); the tile that holds the
+# diagonal is masked element by element, and must never be skipped. Tile sizes need not divide
+# the lengths.
 # Return `out` (B, H, Tq, D) and the natural-log `lse` (B, H, Tq). The graders forbid
 # PyTorch's softmax, logsumexp and scaled_dot_product_attention while it runs.
 # `_check_attention_inputs` (given) validates the inputs.

@@ -33,8 +33,14 @@ UNIT = "flash_attention"
 
 
 def _flash(impl, q, k, v, causal, bq, bk):
-    return guard.call_without(UNIT, O.FLASH_BUILTINS, impl.flash_attention, q, k, v, causal, bq, bk,
-                              hint=O.FLASH_HINT)
+    result = guard.call_without(UNIT, O.FLASH_BUILTINS, impl.flash_attention, q, k, v, causal, bq, bk,
+                                hint=O.FLASH_HINT)
+    check.that(isinstance(result, tuple) and len(result) == 2, UNIT,
+               "return a pair (out, lse): the log-sum-exp is part of the result",
+               f"got {type(result).__name__}" + (f" of length {len(result)}" if isinstance(result, tuple) else ""),
+               "known mistake: lse not returned" if isinstance(result, torch.Tensor) else "",
+               case=check.describe(q=q, k=k, causal=causal, block_q=bq, block_k=bk))
+    return result
 
 
 def _check_forward(impl, q, k, v, causal, bq, bk, case, kind_out="matmul"):
