@@ -66,3 +66,21 @@ def test_an_interrupted_test_earns_nothing(course):
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert "llmlab: 1 / 6 points" in out, out
+
+
+def test_a_traceback_entry_without_a_line_number_still_gets_reported():
+    """A time limit's signal can land on an instruction without a line number (tb_lineno None
+    in Python 3.11+); pytest's report code failed on it with an INTERNALERROR, seen on tight
+    loops inside hypothesis tests. The plugin numbers such entries before pytest reports."""
+    from types import SimpleNamespace
+
+    from llmlab.grading.pytest_plugin import _number_every_line
+    from llmlab.grading.timeouts import TestTimeout
+
+    frame = sys._getframe()
+    unnumbered = SimpleNamespace(tb_next=None, tb_frame=frame, tb_lasti=0, tb_lineno=None)
+    call = SimpleNamespace(excinfo=SimpleNamespace(tb=unnumbered, value=TestTimeout(2)))
+    _number_every_line(call)
+    assert isinstance(call.excinfo, pytest.ExceptionInfo)
+    assert isinstance(call.excinfo.tb.tb_lineno, int) and call.excinfo.tb.tb_frame is frame
+    assert "TestTimeout" in str(call.excinfo.getrepr())

@@ -22,6 +22,7 @@ import os
 import re
 import tempfile
 import traceback
+import types
 from pathlib import Path
 
 import pytest
@@ -222,8 +223,29 @@ def explain(excinfo, folder: Path | None, limit: float | None = None) -> tuple[s
     return message, message + "\nwhere it was raised, in your code:\n" + _trace_in(excinfo.tb, folder)
 
 
+def _number_every_line(call) -> None:
+    """A time limit's signal can land on an instruction without a line number (Python 3.11+:
+    tb_lineno None, e.g. the jump back of a tight loop), and pytest's report code then fails
+    with an INTERNALERROR. Such traceback entries get their frame's line (else its first)."""
+    if call.excinfo is None:
+        return
+    entries, tb = [], call.excinfo.tb
+    while tb is not None:
+        entries.append(tb)
+        tb = tb.tb_next
+    if all(entry.tb_lineno is not None for entry in entries):
+        return
+    rebuilt = None
+    for entry in reversed(entries):
+        frame = entry.tb_frame
+        line = entry.tb_lineno if entry.tb_lineno is not None else (frame.f_lineno or frame.f_code.co_firstlineno)
+        rebuilt = types.TracebackType(rebuilt, frame, entry.tb_lasti, line)
+    call.excinfo = pytest.ExceptionInfo.from_exception(call.excinfo.value.with_traceback(rebuilt))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
+    _number_every_line(call)
     outcome = yield
     rep = outcome.get_result()
     guard = item.config.stash[_GUARD]
