@@ -71,6 +71,36 @@ def test_proportion_and_chi_square_accept_right_and_reject_wrong_samplers():
         stats.proportion(uniform[0], 20_000, 0.5, unit="sample", what="share of token 0")
 
 
+def test_a_failed_chi_square_names_the_mistake_whose_distribution_fits():
+    gen = torch.Generator().manual_seed(1)
+    probs, swapped = [0.6, 0.3, 0.1, 0.0], [0.1, 0.3, 0.6, 0.0]
+    counts = torch.bincount(torch.multinomial(torch.tensor(swapped), 5000, replacement=True, generator=gen),
+                            minlength=4).tolist()
+    mistakes = {"uniform": [1 / 3, 1 / 3, 1 / 3, 0.0], "order reversed": swapped}
+    assert stats.plausible(counts, swapped) and not stats.plausible(counts, probs)
+    with pytest.raises(GradingFailure, match="known mistake: order reversed"):
+        stats.chi_square(counts, probs, unit="sample", what="draws", mistakes=mistakes)
+    with pytest.raises(GradingFailure) as failure:                 # no candidate fits: none is named
+        stats.chi_square(counts, probs, unit="sample", what="draws", mistakes={"uniform": mistakes["uniform"]})
+    assert "known mistake" not in str(failure.value)
+    with pytest.raises(GradingFailure, match="probability 0.*\n.*known mistake: on the wrong row"):
+        stats.chi_square([0, 0, 0, 9], probs, unit="sample", what="draws",
+                         mistakes={"on the wrong row": [0.0, 0.0, 0.0, 1.0]})
+    assert not stats.plausible([1, 2], probs), "counts of another length never fit"
+
+
+def test_pooling_merges_rare_categories_until_each_is_expected_five_times():
+    # n = 100: categories 2 and 3 are expected 3 and 1 times; together 4 < 5, so the smallest
+    # other (expected 16) joins them; the zero-probability category stays on its own.
+    counts, probs = stats.pooled([60, 20, 3, 1, 16, 0], [0.6, 0.2, 0.03, 0.01, 0.16, 0.0])
+    assert counts == [60, 20, 0, 20] and probs == pytest.approx([0.6, 0.2, 0.0, 0.2])
+    assert stats.pooled([50, 50], [0.5, 0.5]) == ([50, 50], [0.5, 0.5])
+    gen = torch.Generator().manual_seed(2)
+    p = torch.tensor([0.9] + [0.1 / 40] * 40)                      # 40 rare tokens
+    counts = torch.bincount(torch.multinomial(p, 300, replacement=True, generator=gen), minlength=41).tolist()
+    assert stats.chi_square(counts, p.tolist(), unit="sample", what="draws", pool=True) > 1e-6
+
+
 def test_rates_above_one_in_a_million_are_refused():
     with pytest.raises(ValueError, match="false-failure rate"):
         stats.binomial_interval(100, 0.5, 0.01)

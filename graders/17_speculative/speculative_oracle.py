@@ -15,7 +15,6 @@ Independent oracles, written differently from the reference:
     (dynamic programming over the tokens still to generate);
   - `first_token_probs`: the distribution of the first emitted token of one round under the
     correct rule and under known mistakes, by summing over the drafted token;
-  - `fits`: whether counts are plausible under a distribution (used only to NAME a mistake).
 Model builders: `tiny_llama(seed)` (a small given TinyLlama with every parameter drawn fresh).
 """
 
@@ -168,55 +167,6 @@ def first_token_probs(p: torch.Tensor, q: torch.Tensor, rule: str = "correct") -
             resid = resid / resid.sum() if resid.sum() > 0 else p
         out += q[x] * (1.0 - accept) * resid
     return out
-
-
-def pooled(counts, probs, min_expected: float = 5.0) -> tuple[list[int], list[float]]:
-    """Counts and probabilities with every category expected fewer than `min_expected` times
-    merged into one (and that one merged with the smallest other if it is still below), so the
-    chi-square approximation holds in the tail the stated rate refers to. Categories of
-    probability 0 stay separate (any count there fails the test outright)."""
-    counts = [int(c) for c in counts]
-    probs = [float(p) for p in probs]
-    n = sum(counts)
-    keep = [i for i, p in enumerate(probs) if p <= 0 or p * n >= min_expected]
-    small = [i for i, p in enumerate(probs) if 0 < p and p * n < min_expected]
-    if small and sum(probs[i] for i in small) * n < min_expected:
-        positive = [i for i in keep if probs[i] > 0]
-        if positive:
-            j = min(positive, key=lambda i: probs[i])
-            keep.remove(j)
-            small.append(j)
-    out_c = [counts[i] for i in keep] + ([sum(counts[i] for i in small)] if small else [])
-    out_p = [probs[i] for i in keep] + ([sum(probs[i] for i in small)] if small else [])
-    return out_c, out_p
-
-
-def fits(counts, probs: torch.Tensor) -> bool:
-    """Whether `counts` are plausible under `probs` (p-value ≥ 1e-3): used only to name a mistake."""
-    from scipy import stats as sps  # imported when needed: it costs a second of start-up
-
-    probs = torch.as_tensor(probs, dtype=torch.float64)
-    counts = list(counts)
-    if len(counts) != probs.shape[0] or any(c > 0 for c, p in zip(counts, probs.tolist()) if p <= 0):
-        return False
-    keep = probs > 0
-    n = sum(counts)
-    observed = torch.tensor(counts, dtype=torch.float64)[keep]
-    expected = probs[keep] / probs[keep].sum() * n
-    stat = float(((observed - expected) ** 2 / expected).sum())
-    dof = int(keep.sum()) - 1
-    return dof == 0 or sps.chi2.sf(stat, dof) >= 1e-3
-
-
-def name_mistake(failure, counts, candidates: dict) -> None:
-    """Re-raise a failed distribution check with the first known mistake whose distribution
-    the counts fit, or unchanged when none does."""
-    from llmlab.testing import check
-
-    name = next((k for k, probs in candidates.items() if fits(counts, probs)), None)
-    if name is None:
-        raise failure
-    raise check.GradingFailure(f"{failure}\n  known mistake: {name}") from None
 
 
 # bigram logits (V = 3) of the target and the draft of the joint-distribution tests

@@ -188,17 +188,14 @@ def test_accept_first_token_follows_target(impl):
     # probability ≤ 1e-6.
     rounds = _rounds(impl)
     counts = torch.bincount(torch.tensor([t[0] for t, _ in rounds]), minlength=4).tolist()
-    try:
-        stats.chi_square(counts, P[0].tolist(), unit="speculative_accept", rate=1e-6, case=_CASE,
-                         what="the first emitted token (must follow the target's p_0)")
-    except check.GradingFailure as failure:
-        O.name_mistake(failure, counts, {
-            "resampled from p instead of the residual max(0, p − q)": O.first_token_probs(P[0], Q[0], "from_p"),
-            "acceptance ratio inverted (q/p instead of p/q)": O.first_token_probs(P[0], Q[0], "inverted"),
-            "scalar probabilities instead of distributions: the residual subtracts the drafted token's q(x) "
-            "from every entry": O.first_token_probs(P[0], Q[0], "scalar_q"),
-            "every draft token accepted": O.first_token_probs(P[0], Q[0], "always"),
-            "tokens follow the draft's q instead of the target's p": Q[0]})
+    stats.chi_square(counts, P[0].tolist(), unit="speculative_accept", rate=1e-6, case=_CASE,
+                     what="the first emitted token (must follow the target's p_0)", mistakes={
+        "resampled from p instead of the residual max(0, p − q)": O.first_token_probs(P[0], Q[0], "from_p"),
+        "acceptance ratio inverted (q/p instead of p/q)": O.first_token_probs(P[0], Q[0], "inverted"),
+        "scalar probabilities instead of distributions: the residual subtracts the drafted token's q(x) "
+        "from every entry": O.first_token_probs(P[0], Q[0], "scalar_q"),
+        "every draft token accepted": O.first_token_probs(P[0], Q[0], "always"),
+        "tokens follow the draft's q instead of the target's p": Q[0]})
 
 
 @pytest.mark.points(2)
@@ -215,12 +212,10 @@ def test_accept_number_accepted_follows_acceptance_rates(impl):
     counts = torch.bincount(torch.tensor(ns), minlength=3).tolist()
     inverted_alpha = [sum(float(q) * min(1.0, float(q / p)) for p, q in zip(P[i], Q[i])) for i in range(2)]
     inv = [1 - inverted_alpha[0], inverted_alpha[0] * (1 - inverted_alpha[1]), inverted_alpha[0] * inverted_alpha[1]]
-    try:
-        stats.chi_square(counts, O.accepted_count_probs(P, Q), unit="speculative_accept", rate=1e-6, case=_CASE,
-                         what="the number n of accepted drafts (expected 0.4, 0.12, 0.48 for n = 0, 1, 2)")
-    except check.GradingFailure as failure:
-        O.name_mistake(failure, counts, {"acceptance ratio inverted (q/p instead of p/q)": torch.tensor(inv),
-                                         "every draft token accepted": torch.tensor([0.0, 0.0, 1.0])})
+    stats.chi_square(counts, O.accepted_count_probs(P, Q), unit="speculative_accept", rate=1e-6, case=_CASE,
+                     what="the number n of accepted drafts (expected 0.4, 0.12, 0.48 for n = 0, 1, 2)",
+                     mistakes={"acceptance ratio inverted (q/p instead of p/q)": torch.tensor(inv),
+                               "every draft token accepted": torch.tensor([0.0, 0.0, 1.0])})
 
 
 @pytest.mark.points(3)
@@ -239,12 +234,10 @@ def test_accept_later_positions_bonus_and_pairs_follow_target(impl):
                "no round emitted a bonus token: when all k drafts are accepted the round must draw one more "
                "token from target_probs[k]", case=_CASE)
     counts2 = torch.bincount(torch.tensor(bonus), minlength=4).tolist()
-    try:
-        stats.chi_square(counts2, P[2].tolist(), unit="speculative_accept", rate=1e-6 / 3, case=_CASE,
-                         what="the bonus token after all k = 2 drafts were accepted (must follow p_2)")
-    except check.GradingFailure as failure:
-        O.name_mistake(failure, counts2, {"bonus token drawn from target_probs[k − 1] instead of target_probs[k]":
-                                          P[1], "bonus token drawn from the draft's last row": Q[1]})
+    stats.chi_square(counts2, P[2].tolist(), unit="speculative_accept", rate=1e-6 / 3, case=_CASE,
+                     what="the bonus token after all k = 2 drafts were accepted (must follow p_2)",
+                     mistakes={"bonus token drawn from target_probs[k − 1] instead of target_probs[k]": P[1],
+                               "bonus token drawn from the draft's last row": Q[1]})
     accepted0 = torch.minimum(P[0], Q[0]) / torch.minimum(P[0], Q[0]).sum()
     pairs = [t[0] * 4 + t[1] for t, n in rounds if n >= 1 and len(t) > 1]
     joint = (accepted0[:, None] * P[1][None, :]).reshape(-1)

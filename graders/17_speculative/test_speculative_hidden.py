@@ -59,7 +59,7 @@ def test_generate_calls_distribution_hidden(impl):
         calls.append(impl.speculative_generate(O.TableLM(t_logits), O.TableLM(d_logits), torch.tensor([0]), 2, 6,
                                                1.0, gen)[1])
     counts = torch.bincount(torch.tensor(calls), minlength=7).tolist()
-    stats.chi_square(*O.pooled(counts, O.target_calls_distribution(alpha, 2, 6)), unit="speculative_generate",
+    stats.chi_square(counts, O.target_calls_distribution(alpha, 2, 6), pool=True, unit="speculative_generate",
                      rate=1e-6,
                      what="the number of target calls of a 6-token generation (k = 2)",
                      case=check.describe(alpha=round(alpha, 4), k=2, max_new=6, runs=600))
@@ -74,7 +74,7 @@ def test_generate_joint_distribution_more_hidden(impl):
     # the cut at max_new).
     for k, temperature, seed in ((1, 0.6, 61), (3, 1.3, 62)):
         counts = O.joint_counts(impl, k, 3, temperature, 1000, seed)
-        stats.chi_square(*O.pooled(counts, O.chain_distribution(O.TARGET3, 0, 3, temperature).tolist()),
+        stats.chi_square(counts, O.chain_distribution(O.TARGET3, 0, 3, temperature).tolist(), pool=True,
                          unit="speculative_generate", rate=5e-7,
                          case=check.describe(k=k, max_new=3, temperature=temperature, runs=1000),
                          what=f"the joint distribution of 3 generated tokens at temperature {temperature}")
@@ -114,10 +114,7 @@ def test_generate_trained_pair_first_token_hidden(impl):
         p = torch.softmax(target(prompt[None])[0][0, -1].double(), -1)
     gen = tensors.generator(67)
     firsts = [int(impl.speculative_generate(target, draft, prompt, 1, 1, 1.0, gen)[0][-1]) for _ in range(500)]
-    counts = torch.bincount(torch.tensor(firsts), minlength=p.shape[0]).double()
-    big = p * 500 >= 5
-    pooled_counts = counts[big].tolist() + [float(counts[~big].sum())]
-    pooled_probs = p[big].tolist() + [float(p[~big].sum())]
-    stats.chi_square([int(c) for c in pooled_counts], pooled_probs, unit="speculative_generate", rate=1e-6,
+    counts = torch.bincount(torch.tensor(firsts), minlength=p.shape[0]).tolist()
+    stats.chi_square(counts, p.tolist(), pool=True, unit="speculative_generate", rate=1e-6,
                      case=check.describe(prompt=repr(text), k=1, max_new=1, runs=500, models="trained pair"),
                      what="the first generated character (must follow the target's softmax)")

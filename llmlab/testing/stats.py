@@ -9,7 +9,7 @@ be unlucky with the stated seed.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -43,24 +43,77 @@ def proportion(k: int, n: int, p: float, *, unit: str, what: str, rate: float = 
              case=case)
 
 
+def plausible(counts: Sequence[int], probs: Sequence[float], p_value: float = 1e-3) -> bool:
+    """Whether `counts` could well be draws from `probs`: no count in a category of
+    probability 0, and a chi-square p-value of at least `p_value`. For naming the mistake
+    behind a failed check (its distribution fits the counts), never as the check itself."""
+    from scipy import stats as sps
+
+    counts = np.asarray(counts, dtype=np.float64)
+    probs = np.asarray(probs, dtype=np.float64)
+    if counts.shape != probs.shape or np.any(counts[probs <= 0] > 0):
+        return False
+    keep = probs > 0
+    expected = probs[keep] / probs[keep].sum() * counts.sum()
+    stat = float(((counts[keep] - expected) ** 2 / expected).sum())
+    dof = int(keep.sum()) - 1
+    return dof == 0 or float(sps.chi2.sf(stat, dof)) >= p_value
+
+
+def pooled(counts: Sequence[int], probs: Sequence[float],
+           min_expected: float = 5.0) -> tuple[list[int], list[float]]:
+    """Counts and probabilities with every category expected fewer than `min_expected` times
+    merged into one (and that one merged with the smallest other while it is still below), so
+    the chi-square approximation holds in the tail that the stated rate refers to. Categories
+    of probability 0 stay as they are (any count there fails the test outright)."""
+    counts = [int(c) for c in counts]
+    probs = [float(p) for p in probs]
+    n = sum(counts)
+    keep = [i for i, p in enumerate(probs) if p <= 0 or p * n >= min_expected]
+    small = [i for i, p in enumerate(probs) if 0 < p * n < min_expected]
+    if small and sum(probs[i] for i in small) * n < min_expected:
+        positive = [i for i in keep if probs[i] > 0]
+        if positive:
+            smallest = min(positive, key=lambda i: probs[i])
+            keep.remove(smallest)
+            small.append(smallest)
+    merged = [sum(counts[i] for i in small)] if small else []
+    return ([counts[i] for i in keep] + merged,
+            [probs[i] for i in keep] + ([sum(probs[i] for i in small)] if small else []))
+
+
+def _named_mistake(counts, mistakes: Mapping[str, Sequence[float]] | None) -> str | None:
+    """The first of `mistakes` whose distribution the counts fit, or None."""
+    return next((name for name, probs in (mistakes or {}).items()
+                 if plausible(counts, np.asarray(probs, dtype=np.float64).ravel())), None)
+
+
 def chi_square(counts: Sequence[int], probs: Sequence[float], *, unit: str, what: str,
-               rate: float = MAX_RATE, case: str = "") -> float:
+               rate: float = MAX_RATE, case: str = "", pool: bool = False,
+               mistakes: Mapping[str, Sequence[float]] | None = None) -> float:
     """Pearson chi-square goodness-of-fit: fail when the p-value is below `rate`.
 
     Categories with probability 0 must have count 0 (any count there fails outright).
+    pool: first merge the categories expected fewer than 5 times (`pooled`).
+    mistakes: {name: the distribution that mistake samples from}; a failure names the first
+    one under which the (unpooled) counts are `plausible`.
     Returns the p-value.
     """
     __tracebackhide__ = True
     from scipy import stats as sps
 
     _check_rate(rate)
+    raw_counts = counts
+    if pool:
+        counts, probs = pooled(counts, probs)
     counts = np.asarray(counts, dtype=np.float64)
     probs = np.asarray(probs, dtype=np.float64)
     n = counts.sum()
     zero = probs <= 0
     if np.any(counts[zero] > 0):
         i = int(np.nonzero(zero & (counts > 0))[0][0])
-        fail(unit, f"{what}: category {i} has probability 0 but was drawn {int(counts[i])} times", case=case)
+        fail(unit, f"{what}: category {i} has probability 0 but was drawn {int(counts[i])} times",
+             case=case, mistake=_named_mistake(raw_counts, mistakes))
     expected = probs[~zero] / probs[~zero].sum() * n
     stat = float(((counts[~zero] - expected) ** 2 / expected).sum())
     dof = int((~zero).sum()) - 1
@@ -71,7 +124,7 @@ def chi_square(counts: Sequence[int], probs: Sequence[float], *, unit: str, what
         fail(unit, f"{what}: the sample does not follow the expected distribution",
              f"chi-square {stat:.1f} on {dof} degrees of freedom, p-value {p_value:.2e} < {rate:g}",
              f"largest deviation at category {idx}: drawn {int(counts[idx])} times, expected {expected[worst]:.1f}",
-             case=case)
+             case=case, mistake=_named_mistake(raw_counts, mistakes))
     return p_value
 
 
