@@ -8,7 +8,8 @@ Sections (all by default):
   bpe          the reference BPE trainer on the course corpus next to the naive trainer that
                recounts every pair after every merge (graders/02_bpe/bpe_oracle.py);
   kv_cache     16's greedy decoding with the KV cache next to recomputing the whole prefix for
-               every token, 32 new tokens ending at 128, 512 and 1024 tokens of context;
+               every token, 32 new tokens ending at 128, 512 and 1024 tokens of context, on
+               random TinyLlamas of the checkpoint's shape (d_model 64) and a wider one (256);
   flash        16's tiled flash_attention next to naive attention (the full score matrix), causal,
                at 1024, 2048 and 4096 tokens: peak extra memory (llmlab.lib.memory) and time;
   speculative  17's speculative decoding with the given draft and target checkpoints: target
@@ -84,22 +85,24 @@ def greedy_by_recomputation(model: TinyLlama, prompt: torch.Tensor, new: int) ->
 
 
 def bench_kv_cache() -> None:
+    """The checkpoint's shape (per-step overheads dominate a model this small) and a wider one."""
     device = torch.device("cpu")                            # 16's KVCache allocates on the CPU
     impl = loader.load(topics.resolve("16_inference"), "solutions")
     new = 32
-    config = LlamaConfig(vocab_size=71, block_size=1024, n_layer=2, n_head=4, n_kv_head=2, d_model=64)
-    torch.manual_seed(0)
-    model = TinyLlama(config).to(device).eval()              # random weights: speed does not need training
-    print(f"\nKV cache (16): greedy decoding of {new} tokens on a {config.n_layer}-layer TinyLlama "
-          f"(d_model {config.d_model}, {config.n_head}/{config.n_kv_head} heads), {device}:")
-    for context in (128, 512, 1024):
-        prompt = torch.randint(0, config.vocab_size, (1, context - new + 1), device=device)
-        cached_tokens = impl.generate_cached(model, prompt, new)
-        same = torch.equal(cached_tokens, greedy_by_recomputation(model, prompt, new))
-        cached = best_of(3, impl.generate_cached, model, prompt, new)
-        recompute = best_of(3, greedy_by_recomputation, model, prompt, new)
-        print(f"  context {context:>5}: recompute {recompute * 1e3:8.1f} ms   cached {cached * 1e3:7.1f} ms   "
-              f"speed-up {recompute / cached:5.1f}x   same tokens: {same}")
+    for shape in (dict(n_layer=2, n_head=4, n_kv_head=2, d_model=64), dict(n_layer=4, n_head=8, n_kv_head=4, d_model=256)):
+        config = LlamaConfig(vocab_size=71, block_size=1024, **shape)
+        torch.manual_seed(0)
+        model = TinyLlama(config).to(device).eval()          # random weights: speed does not need training
+        print(f"\nKV cache (16): greedy decoding of {new} tokens on a {config.n_layer}-layer TinyLlama "
+              f"(d_model {config.d_model}, {config.n_head}/{config.n_kv_head} heads), {device}:")
+        for context in (128, 512, 1024):
+            prompt = torch.randint(0, config.vocab_size, (1, context - new + 1), device=device)
+            cached_tokens = impl.generate_cached(model, prompt, new)
+            same = torch.equal(cached_tokens, greedy_by_recomputation(model, prompt, new))
+            cached = best_of(3, impl.generate_cached, model, prompt, new)
+            recompute = best_of(3, greedy_by_recomputation, model, prompt, new)
+            print(f"  context {context:>5}: recompute {recompute * 1e3:8.1f} ms   cached {cached * 1e3:7.1f} ms   "
+                  f"speed-up {recompute / cached:5.1f}x   same tokens: {same}")
 
 
 def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
