@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 
 import torch
 import torch.nn.functional as F
@@ -226,30 +225,6 @@ class AllocatorModel:
 
 
 # ----------------------------------------------------------------- continuous batching
-
-def run_bounded(fn, *args, unit: str, case: str = "", max_lines: int = 500_000):
-    """fn(*args), failing at once (not after the test's time limit) when it executes more
-    than `max_lines` lines of Python: a simulation that never ends. Runs unbounded when
-    another tracer (coverage, a debugger) is active, so as not to replace it."""
-    if sys.gettrace() is not None:
-        return fn(*args)
-    count = 0
-
-    def tracer(frame, event, arg):
-        nonlocal count
-        if event == "line":
-            count += 1
-            if count > max_lines:
-                check.fail(unit, f"still running after {max_lines:,} lines of Python: the simulation does not "
-                           "terminate (does every request finish, and does the queue advance?)", case=case)
-        return tracer
-
-    sys.settrace(tracer)
-    try:
-        return fn(*args)
-    finally:
-        sys.settrace(None)
-
 
 def batching_oracle(requests, max_batch: int, kv_capacity: int):
     """(schedule, batch_sizes) by the docstring's rules, written per step over the whole list:
