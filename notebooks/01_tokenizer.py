@@ -222,7 +222,8 @@ print("with <bos>/<eos> and skip_special:",
 # %% [markdown]
 # ### 3.2 `ByteTokenizer`
 #
-# Byte value `b` (0…255) has id `N_SPECIAL + b = 4 + b`, so `vocab_size` is 4 + 256 = 260. There
+# Byte value $b$ ($0 \le b \le 255$) has id `N_SPECIAL + b`, that is $4 + b$, so `vocab_size` is
+# $4 + 256 = 260$. There
 # is nothing to learn — `train` exists only so that all tokenizers have the same interface and
 # returns `self` — and nothing is unknown: every string that UTF-8 can encode round-trips
 # exactly. (A Python string holding a lone surrogate such as `"\ud800"` cannot be encoded and
@@ -373,8 +374,16 @@ print(batch_mask)
 #
 # `compression_ratio(tokenizer, texts)` is the number of UTF-8 bytes per token over the whole
 # list: `sum(len(t.encode("utf-8")))` divided by `sum(len(tokenizer.encode(t)))`, with no special
-# tokens added. It is a **ratio of totals**, not a mean of per-text ratios (a short text would
-# otherwise count as much as a long one). It works with any object that has `encode`, returns a
+# tokens added. For the texts $t_1, \dots, t_n$,
+#
+# $$
+# \text{compression ratio} = \frac{\sum_{i=1}^{n} \text{bytes}(t_i)}{\sum_{i=1}^{n} \text{tokens}(t_i)},
+# $$
+#
+# where $\text{bytes}(t)$ is the length of the UTF-8 encoding of $t$ and $\text{tokens}(t)$ the
+# length of `tokenizer.encode(t)`. It is a **ratio of totals**, not a mean of per-text ratios
+# $\frac{1}{n} \sum_i \text{bytes}(t_i) / \text{tokens}(t_i)$ (a short text would otherwise
+# count as much as a long one). It works with any object that has `encode`, returns a
 # `float`, gives exactly 1.0 for `ByteTokenizer`, and raises `ValueError` when the texts give no
 # tokens at all (the ratio is undefined).
 
@@ -400,9 +409,11 @@ print("word pieces:", [sample_word.itos[i] for i in sample_word.encode(sample)])
 # last 10 % of the paragraphs is held out) and measure on the held-out text:
 #
 # * **compression** — `compression_ratio` on the held-out text (bytes per token);
-# * **OOV rate** — the share of held-out tokens that are `<unk>`;
+# * **OOV rate** — the share of held-out tokens that are `<unk>`,
+#   $n_{\text{unk}} / n_{\text{tokens}}$;
 # * **lost bytes** — the share of held-out bytes that sit under an `<unk>` and cannot be
-#   decoded back.
+#   decoded back: the UTF-8 bytes of the pieces (or characters) encoded as `<unk>`, divided by
+#   all held-out bytes.
 #
 # We vary the vocabulary size in two ways: a `WordTokenizer` with a growing `max_size` (trained
 # on the whole training text), and a `CharTokenizer` trained on a growing prefix of the training

@@ -37,8 +37,8 @@
 # tokens; the most frequent pair, say `t` followed by `h`, becomes a new token `th`, and every
 # occurrence of `t h` in the text is replaced by it. Repeat: now `th` + `e` may be the most
 # frequent pair, giving `the`. Each repetition is one **merge**; the list of merges, in the
-# order they were learned, *is* the trained tokenizer. After `k` merges the vocabulary has
-# `256 + k` tokens, and the text is shorter by the number of pair occurrences each merge
+# order they were learned, *is* the trained tokenizer. After $k$ merges the vocabulary has
+# $256 + k$ tokens, and the text is shorter by the number of pair occurrences each merge
 # replaced.
 #
 # **Encoding new text** replays the merges: start from the bytes, and apply the learned merges
@@ -190,6 +190,17 @@ for text, specials in [("They'll pay 12.50 euros!!  Ok", None),
 #    inside the pre-tokens (never across two pre-tokens) and pick the pair with the highest
 #    count; **ties go to the lexicographically greatest pair**, comparing the pair as a tuple of
 #    `bytes` (so `(b"b", b"a")` beats `(b"a", b"z")`, and `(b"ab", b"c")` beats `(b"a", b"bc")`).
+#    With $f(w)$ the number of times the distinct pre-token $w = (w_1, \dots, w_m)$ occurs in
+#    the corpus, the count of a pair and the pair that is merged are
+#
+#    $$
+#    n(a, b) = \sum_{w} f(w) \, \bigl|\{\, i : w_i = a,\ w_{i+1} = b \,\}\bigr|,
+#    \qquad
+#    (a^*, b^*) = \mathop{\mathrm{arg\,max}}_{(a, b)} \bigl(n(a, b),\ (a, b)\bigr),
+#    $$
+#
+#    where the maximum compares the tuples lexicographically: the count first, then the pair.
+#    Every adjacent position counts, so `a a a` contributes 2 to $n(a, a)$.
 #    Replace every occurrence of the pair, left to right and without overlap (`a a a` with the
 #    pair `(a, a)` becomes `aa a`), by the merged token. **Stop early** when no pre-token has two
 #    tokens left.
@@ -370,8 +381,8 @@ with tempfile.TemporaryDirectory() as tmp:
 #
 # We train BPE on the training part of the course corpus (`train_val_split(course_corpus())`)
 # with a growing `vocab_size`, reserving one special token, `<|endoftext|>`. For each vocabulary
-# we encode the **held-out** text and measure **tokens per byte** (ids ÷ UTF-8 bytes; lower
-# means shorter sequences), and the same on the training text itself. Three reference lines:
+# we encode the **held-out** text and measure **tokens per byte**
+# ($n_{\text{ids}} / n_{\text{bytes}}$, ids ÷ UTF-8 bytes; lower means shorter sequences), and the same on the training text itself. Three reference lines:
 #
 # * **bytes**: one token per byte, exactly 1.0 — which is also BPE with `vocab_size = 257`
 #   (no merges);

@@ -35,8 +35,9 @@
 #
 # **Ids are names, not quantities.** Token 52 is not "bigger" than token 4; feeding the raw
 # integer to a network would invent an order that means nothing. The honest encoding of an
-# id `i` out of `V` is a *one-hot* vector: `V` zeros with a single 1 at place `i`. Multiply a
-# one-hot row vector by a matrix `W` of shape `(V, C)` and you get exactly row `i` of `W`.
+# id $i$ out of $V$ is a *one-hot* vector $e_i$: $V$ zeros with a single 1 at place $i$. Multiply a
+# one-hot row vector by a matrix $W$ of shape `(V, C)` and you get exactly row $i$ of $W$,
+# $e_i^\top W = W_{i,:}$.
 # So "one-hot, then a linear layer without bias" is the same thing as "look up row `i`" —
 # and the lookup is far cheaper, because it never builds the `V`-long vector. The table `W`
 # is learned: each token gets `C` free numbers, and training moves tokens that are used in
@@ -45,7 +46,14 @@
 # One consequence of the one-hot view is about gradients. If the same id appears at several
 # positions of a batch, its row was used several times, so the gradient that reaches the row
 # is the **sum** of the gradients from every occurrence (that is what the matrix product
-# `one_hot(ids).T @ upstream` computes).
+# `one_hot(ids).T @ upstream` computes). For ids $x_1, \dots, x_T$ with outputs
+# $h_t = W_{x_t,:}$ and a loss $L$,
+#
+# $$
+# \frac{\partial L}{\partial W_{j,:}} = \sum_{t \,:\, x_t = j} \frac{\partial L}{\partial h_t},
+# $$
+#
+# which is zero for a row whose id does not occur.
 #
 # **Order must be added by hand.** Attention, the layer of the next chapter, compares every
 # token with every other token; if you shuffle the input tokens its outputs come out
@@ -84,9 +92,9 @@
 # gradient 1. Row 2 was used twice, so its gradient is `[2, 2, 2]`; row 0 was used once,
 # `[1, 1, 1]`; rows 1 and 3 were not used, `[0, 0, 0]`.
 #
-# **Sinusoids.** With `dim = 4` there are two frequency pairs, `i = 0, 1`, with
-# `ω_i = 1 / base^(2i/dim)`. For `base = 10000`: `ω_0 = 1/10000^0 = 1` and
-# `ω_1 = 1/10000^(2/4) = 1/100 = 0.01`. Position `p = 1` therefore gets
+# **Sinusoids.** With `dim = 4` there are two frequency pairs, $i = 0, 1$, with
+# $\omega_i = 1 / \mathrm{base}^{2i/\mathrm{dim}}$. For `base = 10000`: $\omega_0 = 1/10000^0 = 1$ and
+# $\omega_1 = 1/10000^{2/4} = 1/100 = 0.01$. Position $p = 1$ therefore gets
 #
 # ```
 # PE[1] = [sin(1·1), cos(1·1), sin(1·0.01), cos(1·0.01)]
@@ -96,9 +104,17 @@
 # (`sin 0.01 ≈ 0.01 − 0.01³/6 = 0.0099998`, `cos 0.01 ≈ 1 − 0.01²/2 = 0.99995`), and position 0 is
 # always `[0, 1, 0, 1]` because `sin 0 = 0` and `cos 0 = 1`.
 #
-# Moving one position further turns each (sin, cos) pair by its own angle `ω_i`: by the
-# angle-addition formulas, `sin(a + ω) = sin a·cos ω + cos a·sin ω` and
-# `cos(a + ω) = −sin a·sin ω + cos a·cos ω`. So `PE[2]` can be computed from `PE[1]` alone.
+# Moving one position further turns each (sin, cos) pair by its own angle $\omega_i$: by the
+# angle-addition formulas,
+#
+# $$
+# \begin{aligned}
+# \sin(a + \omega) &= \sin a \cos \omega + \cos a \sin \omega, \\
+# \cos(a + \omega) &= -\sin a \sin \omega + \cos a \cos \omega.
+# \end{aligned}
+# $$
+#
+# So `PE[2]` can be computed from `PE[1]` alone.
 # We write these numbers down now, with nothing but `math`, and let the implementation confirm
 # them below.
 
@@ -191,21 +207,22 @@ except IndexError as exc:
 #
 # `sinusoidal_positions(seq_len, dim, base=10000.0)` returns the fixed code of
 # "Attention Is All You Need" (§3.5) as a float32 tensor of shape `(seq_len, dim)`. For a
-# position `p` in `[0, seq_len)` and a pair index `i` in `[0, dim/2)`:
+# position $p$ in `[0, seq_len)` and a pair index $i$ in `[0, dim/2)`:
 #
-# ```
-# ω_i         = 1 / base^(2i / dim)
-# PE[p, 2i]   = sin(p · ω_i)
-# PE[p, 2i+1] = cos(p · ω_i)
-# ```
+# $$
+# \omega_i = \frac{1}{\mathrm{base}^{2i/\mathrm{dim}}}, \qquad
+# PE_{p,\,2i} = \sin(p\,\omega_i), \qquad
+# PE_{p,\,2i+1} = \cos(p\,\omega_i).
+# $$
 #
 # Conventions that the graders check:
 #
 # * **Interleaved**, not in two halves: even columns hold sines, odd columns cosines, and
-#   columns `2i` and `2i+1` share the frequency `ω_i`.
+#   columns $2i$ and $2i+1$ share the frequency $\omega_i$.
 # * Positions count from **0**, so row 0 is `[0, 1, 0, 1, …]`.
-# * The frequencies fall geometrically from `ω_0 = 1` (wavelength `2π`) to
-#   `ω_{dim/2−1} = base^(−(dim−2)/dim)` (wavelength close to `2π·base`).
+# * The frequencies fall geometrically from $\omega_0 = 1$ (wavelength $2\pi$) to
+#   $\omega_{\mathrm{dim}/2-1} = \mathrm{base}^{-(\mathrm{dim}-2)/\mathrm{dim}}$ (wavelength close to
+#   $2\pi \cdot \mathrm{base}$).
 # * `seq_len = 0` gives an empty `(0, dim)` tensor.
 # * `dim` odd or `< 2` raises `ValueError` (every frequency needs a sine **and** a cosine
 #   column), and so does a negative `seq_len`. Check the arguments first, so the error says what
@@ -215,7 +232,7 @@ except IndexError as exc:
 #
 # Why sines *and* cosines? Because together they make a shift in position a rotation: for
 # every `k`, the pair `(PE[p+k, 2i], PE[p+k, 2i+1])` is the pair `(PE[p, 2i], PE[p, 2i+1])`
-# rotated by the angle `k·ω_i`, whatever `p` is. Relative offsets are therefore a fixed linear
+# rotated by the angle $k\,\omega_i$, whatever $p$ is. Relative offsets are therefore a fixed linear
 # map, the same at every place in the sequence.
 
 # %%
@@ -389,9 +406,13 @@ plt.show()
 # Because every pair rotates rigidly, the dot product of two position vectors is a sum of
 # cosines of the *difference* of positions:
 #
-# `PE[p] · PE[q] = Σ_i (sin pω_i sin qω_i + cos pω_i cos qω_i) = Σ_i cos((p − q)·ω_i)`.
+# $$
+# PE_p \cdot PE_q
+# = \sum_{i=0}^{\mathrm{dim}/2-1} \bigl(\sin p\omega_i \,\sin q\omega_i + \cos p\omega_i \,\cos q\omega_i\bigr)
+# = \sum_{i=0}^{\mathrm{dim}/2-1} \cos\bigl((p - q)\,\omega_i\bigr).
+# $$
 #
-# It depends only on `p − q`, is symmetric in it, and equals `dim/2` at distance 0. Below we
+# It depends only on $p - q$, is symmetric in it, and equals $\mathrm{dim}/2$ at distance 0. Below we
 # measure it: the whole Gram matrix `PE @ PE.T` should be constant along its diagonals
 # (up to float32 rounding), and we plot the dot product divided by `dim/2` (which is the cosine
 # similarity, since every row has squared norm `dim/2`) against the distance, for two widths
@@ -501,7 +522,7 @@ for g, label in zip(groups, ("decay", "no decay")):
 # %% [markdown]
 # Training: 300 steps of AdamW on random windows of 32 words, batch 32, next-word
 # cross-entropy. For reference, a model that knows nothing and spreads its probability
-# uniformly over the vocabulary has loss `ln V`. We keep a copy of the token table before
+# uniformly over the vocabulary has loss $\ln V$. We keep a copy of the token table before
 # training to compare with afterwards.
 
 # %%
@@ -551,7 +572,7 @@ plt.show()
 
 # %% [markdown]
 # **Nearest neighbours.** For a word `w`, rank all other words by the cosine similarity of
-# their rows in the token table, `cos(a, b) = a·b / (|a| |b|)`. Cosine rather than the raw dot
+# their rows in the token table, $\cos(a, b) = \dfrac{a \cdot b}{\lVert a \rVert \, \lVert b \rVert}$. Cosine rather than the raw dot
 # product, because the raw dot product also grows with the length of a row, and row lengths
 # mostly reflect how often a token occurs, not what it means. Compare the neighbours in the
 # table before training (random vectors) with those after training.
@@ -647,8 +668,9 @@ plt.show()
 #   one-hot view explains the gradient: a row receives the **sum** of the gradients of all the
 #   positions where its id occurs; rows of absent ids get zero.
 # * Attention by itself ignores order, so a position vector is added to each token vector.
-#   Sinusoidal codes interleave `sin(p·ω_i)` and `cos(p·ω_i)` with `ω_i = base^(−2i/dim)`; a
-#   shift by `k` rotates every pair by `k·ω_i`, so `PE[p]·PE[q]` depends only on `p − q`.
+#   Sinusoidal codes interleave $\sin(p\,\omega_i)$ and $\cos(p\,\omega_i)$ with
+#   $\omega_i = \mathrm{base}^{-2i/\mathrm{dim}}$; a shift by $k$ rotates every pair by $k\,\omega_i$, so
+#   $PE_p \cdot PE_q$ depends only on $p - q$.
 #   GPT-2 instead learns a table `LearnedPositions`, which has no vector beyond `max_len`.
 # * `TokenAndPosition` is the plain sum `tok(ids) + pos(T, start)`, broadcast over the batch.
 # * Tying makes the head's weight *the same Parameter* as the embedding table: `V·C` fewer
