@@ -42,22 +42,27 @@
 #
 # **Attention as a soft lookup.** Think of a dictionary lookup: a *query* is compared with
 # every *key*, and the *value* stored under the matching key is returned. Attention makes this
-# differentiable. Every position produces three vectors: a query `q`, a key `k` and a value
-# `v`. Query `i` scores every key `j` with a dot product `q_i · k_j` (large when they point the
-# same way), a softmax turns the scores of row `i` into weights `w_ij ≥ 0` that sum to 1, and
-# the output of position `i` is `Σ_j w_ij v_j`. If one score dominates, this is almost a hard
+# differentiable. Every position produces three vectors: a query $q$, a key $k$ and a value
+# $v$. Query $i$ scores every key $j$ with a dot product $q_i \cdot k_j$ (large when they point the
+# same way), a softmax turns the scores of row $i$ into weights $w_{ij} \ge 0$ that sum to 1, and
+# the output of position $i$ is $\sum_j w_{ij} v_j$. If one score dominates, this is almost a hard
 # lookup; if all scores are equal, it is a plain average.
 #
-# **Why divide by √d_k.** If the entries of `q` and `k` are independent with mean 0 and
-# variance 1, the dot product of two `d_k`-dimensional vectors has variance `d_k`. With
-# `d_k = 64` the scores would have a standard deviation of 8, the softmax would often be
-# nearly one-hot and its gradient nearly zero. Dividing the scores by `√d_k` brings their variance back to 1,
-# whatever the head size.
+# **Why divide by $\sqrt{d_k}$.** If the entries of $q$ and $k$ are independent with mean 0 and
+# variance 1, the dot product of two $d_k$-dimensional vectors has variance $d_k$:
+#
+# $$
+# \operatorname{Var}(q \cdot k) = \sum_{c=1}^{d_k} \operatorname{Var}(q_c k_c) = d_k .
+# $$
+#
+# With $d_k = 64$ the scores would have a standard deviation of 8, the softmax would often be
+# nearly one-hot and its gradient nearly zero. Dividing the scores by $\sqrt{d_k}$ brings their
+# variance back to 1, whatever the head size.
 #
 # **Masks.** Some keys must not be seen. A language model predicting token `i + 1` may read
 # tokens `0 … i` but not the future: that is the **causal mask**. Padding positions of a batch
 # must not be seen either. A mask is applied by setting the forbidden scores to `-inf` before
-# the softmax, because `exp(-inf) = 0`: those keys get weight exactly 0 and the remaining
+# the softmax, because $e^{-\infty} = 0$: those keys get weight exactly 0 and the remaining
 # weights still sum to 1. If *every* key of a row is forbidden the softmax is `0 / 0`; in this
 # course such a row attends to nothing and its output is zero (PyTorch's softmax gives NaN).
 #
@@ -71,8 +76,8 @@
 # each position separately). Each of the two sublayers is a **residual** update `x + f(x)`,
 # so a block starts close to the identity and a gradient has a direct path through many
 # blocks. **LayerNorm** keeps the vectors at a controlled scale. GPT-2 and most later models
-# normalise the *input* of each sublayer (**pre-norm**): `x + f(LN(x))`; the original 2017
-# Transformer normalised after the residual sum (**post-norm**): `LN(x + f(x))`.
+# normalise the *input* of each sublayer (**pre-norm**): $x + f(\operatorname{LN}(x))$; the original
+# 2017 Transformer normalised after the residual sum (**post-norm**): $\operatorname{LN}(x + f(x))$.
 
 # %% [markdown]
 # ## 2. Small calculations by hand
@@ -83,8 +88,8 @@
 # `softmax(x) = (0.090031, 0.244728, 0.665241)`.
 #
 # Subtracting the maximum first gives `(-2, -1, 0)`, with exponentials `0.135335, 0.367879, 1`
-# and sum `1.503215` — the same three ratios, because `exp(x - m) / Σ exp(x - m)` cancels the
-# common factor `e^-m`. This shift is what makes softmax **stable**: the logits
+# and sum `1.503215` — the same three ratios, because in $e^{x_i - m} / \sum_j e^{x_j - m}$
+# the common factor $e^{-m}$ cancels. This shift is what makes softmax **stable**: the logits
 # `(1000, 1001, 1002)` have the same softmax as `(1, 2, 3)`, yet `e^1000` overflows to `inf`
 # (the largest float32 is about `3.4·10³⁸ ≈ e^88.7`), and the naive formula returns
 # `inf / inf = NaN`. After the shift the largest exponent is always `e⁰ = 1`.
@@ -194,7 +199,14 @@ print("gelu(1), gelu(-1) by hand:     ", [round(v, 6) for v in gelu_by_hand])
 #
 # `softmax(x, dim=-1)` takes a float32 or float64 tensor of any shape and returns a tensor of
 # the same shape and dtype: `exp(x) / sum(exp(x))` along `dim` (negative `dim` counts from the
-# end), so every slice along `dim` is non-negative and sums to 1. Entries may be `-inf` (masked
+# end), so every slice along `dim` is non-negative and sums to 1. For one slice
+# $x = (x_1, \dots, x_n)$, computed stably,
+#
+# $$
+# \operatorname{softmax}(x)_i = \frac{e^{x_i - m}}{\sum_{j=1}^{n} e^{x_j - m}}, \qquad m = \max_j x_j .
+# $$
+#
+# Entries may be `-inf` (masked
 # logits) but not NaN or `+inf`.
 #
 # * **Stable:** subtract each slice's own maximum (`amax(dim, keepdim=True)`) before
@@ -255,7 +267,17 @@ print(causal_mask(4).int())
 # ### 3.3 `scaled_dot_product_attention`
 #
 # `scaled_dot_product_attention(q, k, v, mask=None, causal=False)` computes
-# `softmax(q kᵀ / √d_k + mask) v` without dropout:
+# `softmax(q kᵀ / √d_k + mask) v` without dropout. With the queries, keys and values as the rows
+# of $Q \in \mathbb{R}^{T_q \times d_k}$, $K \in \mathbb{R}^{T_k \times d_k}$ and
+# $V \in \mathbb{R}^{T_k \times d_v}$, and the mask written additively as
+# $M \in \mathbb{R}^{T_q \times T_k}$ (0 allowed, $-\infty$ forbidden),
+#
+# $$
+# \operatorname{Attention}(Q, K, V) = \operatorname{softmax}\!\left(\frac{Q K^\top}{\sqrt{d_k}} + M\right) V ,
+# $$
+#
+# the softmax taken along each row (over the keys $j$); `causal=True` adds $M_{ij} = -\infty$
+# for $j > i$. In detail:
 #
 # * `q` is `(..., T_q, d_k)`, `k` is `(..., T_k, d_k)`, `v` is `(..., T_k, d_v)`; the leading
 #   dimensions (batch, heads) are equal or broadcastable. The result is `(..., T_q, d_v)` in
@@ -331,11 +353,17 @@ print("same as an additive 0/-inf mask:   ", scaled_dot_product_attention(Q2, K2
 # ### 3.5 `LayerNorm`
 #
 # `LayerNorm(dim, eps=1e-5)` normalises over the **last** axis, like `torch.nn.LayerNorm(dim)`:
+# for a vector $x \in \mathbb{R}^d$ ($d$ = `dim`) with `weight` $\gamma$ and `bias` $\beta$,
 #
-# `y = (x - mean) / sqrt(var + eps) * weight + bias`
+# $$
+# y = \frac{x - \mu}{\sqrt{\sigma^2 + \varepsilon}} \odot \gamma + \beta, \qquad
+# \mu = \frac{1}{d} \sum_{i=1}^{d} x_i, \qquad
+# \sigma^2 = \frac{1}{d} \sum_{i=1}^{d} (x_i - \mu)^2,
+# $$
 #
-# with `mean` and `var` over the last axis, `var` the **biased** variance (divide by `dim`, not
-# `dim - 1`; `x.var(..., correction=0)`), and `eps` **inside** the square root. Attributes:
+# that is `y = (x - mean) / sqrt(var + eps) * weight + bias`, with `mean` and `var` over the last
+# axis, `var` the **biased** variance (divide by `dim`, not `dim - 1`;
+# `x.var(..., correction=0)`), and `eps` ($\varepsilon$) **inside** the square root. Attributes:
 # `weight` (`dim`,) initialised to ones, `bias` (`dim`,) initialised to zeros, both
 # `nn.Parameter`, and `eps`. `forward` maps `(..., dim)` to `(..., dim)` in the same dtype.
 
@@ -353,9 +381,16 @@ print("equal to the hand result:", torch.allclose(ln_out[0], torch.tensor(layern
 # %% [markdown]
 # ### 3.6 `gelu`
 #
-# `gelu(x)` is the **exact** GELU, `x · Φ(x) = 0.5 · x · (1 + erf(x / √2))`, elementwise, same
-# shape and dtype. This is `F.gelu` with its default `approximate="none"`. GPT-2 used a tanh
-# approximation, `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`; it is a different function
+# `gelu(x)` is the **exact** GELU, elementwise, same shape and dtype, with $\Phi$ the standard
+# normal CDF:
+#
+# $$
+# \operatorname{GELU}(x) = x \, \Phi(x) = \frac{x}{2} \left(1 + \operatorname{erf}\!\left(\frac{x}{\sqrt{2}}\right)\right).
+# $$
+#
+# This is `F.gelu` with its default `approximate="none"`. GPT-2 used a tanh
+# approximation, $\frac{x}{2} \bigl(1 + \tanh\bigl(\sqrt{2/\pi}\,(x + 0.044715\, x^3)\bigr)\bigr)$;
+# it is a different function
 # (the cell below prints their largest difference on `[-6, 6]`), and the grader counts it as
 # wrong here.
 
@@ -595,11 +630,12 @@ plt.show()
 # * **2 pre-norm blocks**: depth fixed at 2, only the length `N` grows;
 # * **tanh RNN**: `torch.nn.RNN(32, 32)` unrolled over the `N` steps; `y_{N-1}` is its last
 #   hidden state. Position 0 reaches it only through `N - 1` applications of the recurrence
-#   `h_t = tanh(W_ih x_t + W_hh h_{t-1} + b)`.
+#   $h_t = \tanh(W_{ih} x_t + W_{hh} h_{t-1} + b)$.
 #
 # In a Transformer, position 0 reaches position `N - 1` in **one** attention step in every
 # block, and in the pre-norm block the identity term of the residual,
-# `∂(x + f(x))/∂x = I + ∂f/∂x`, passes the gradient on unchanged. In the RNN every step
+# $\partial (x + f(x)) / \partial x = I + \partial f / \partial x$, passes the gradient on
+# unchanged. In the RNN every step
 # multiplies the gradient by the Jacobian of the recurrence. All models use PyTorch's default
 # initialisation; each point is the geometric mean over 3 seeds. Everything runs in float64,
 # so that very small gradients are not rounded to zero along the way (in float32 an RNN
@@ -672,7 +708,8 @@ plt.show()
 # straight line, while an exponential decay `a^N` (with `a < 1`) falls faster and faster.
 #
 # * **RNN.** The gradient at position 0 is a product of `N - 1` step Jacobians
-#   `diag(1 - h_t²) W_hh`. If these steps shrink vectors on average — PyTorch initialises
+#   $\partial h_t / \partial h_{t-1} = \operatorname{diag}(1 - h_t^2)\, W_{hh}$. If these steps
+#   shrink vectors on average — PyTorch initialises
 #   `W_hh` uniformly in `±1/√32`, and `tanh'` is at most 1 — the gradient decays exponentially
 #   with the distance. Check the printed ratio between `N = 64` and `N = 2`.
 # * **Fixed depth, growing length.** In 2 blocks the only way from `x_0` to the last position

@@ -37,15 +37,22 @@
 # ## 1. Intuition
 #
 # **One task: predict the next token.** A language model reads a sequence of token ids
-# `x_0, x_1, …, x_{T−1}` and, at **every** position `t`, outputs a score (a *logit*) for each
-# of the `V` tokens of the vocabulary: how plausible each one is as `x_{t+1}`. A softmax turns
-# the `V` logits into a probability distribution, and training minimises the cross-entropy
-# `−ln p(x_{t+1} | x_0 … x_t)`, averaged over all positions of all sequences in a batch. So a
+# $x_0, x_1, \dots, x_{T-1}$ and, at **every** position $t$, outputs a score (a *logit*) for each
+# of the $V$ tokens of the vocabulary: how plausible each one is as $x_{t+1}$. A softmax turns
+# the $V$ logits $z_t \in \mathbb{R}^V$ into a probability distribution, and training minimises
+# the cross-entropy
+#
+# $$
+# -\ln p(x_{t+1} \mid x_0, \dots, x_t) = -\ln \operatorname{softmax}(z_t)_{x_{t+1}}
+# = -z_{t,\,x_{t+1}} + \ln \sum_{v=1}^{V} e^{z_{t,v}},
+# $$
+#
+# averaged over all positions of all sequences in a batch. So a
 # single window of `T + 1` tokens gives `T` training examples at once: the inputs are the
 # first `T` tokens and the targets are the same tokens shifted left by one.
 #
-# **Causal, so that every position is an honest example.** The logits at position `t` may use
-# `x_0 … x_t` and nothing after it — otherwise the model could read the answer `x_{t+1}` off
+# **Causal, so that every position is an honest example.** The logits at position $t$ may use
+# $x_0, \dots, x_t$ and nothing after it — otherwise the model could read the answer $x_{t+1}$ off
 # its input. The causal attention inside each block (chapter 04) guarantees this; the rest of
 # the model works position by position, so the whole network stays causal.
 #
@@ -63,18 +70,19 @@
 # again (*weight tying*, chapter 03). The logit of token `v` is then the dot product of the
 # final hidden vector with token `v`'s own embedding row.
 #
-# **Where training starts.** GPT-2 draws every weight from N(0, 0.02²). With such small
-# weights every logit is close to 0, so the softmax is close to uniform, `p ≈ 1/V` for every
-# token, and the first loss is close to `−ln(1/V) = ln V`. That number is a free sanity check
-# for any language model: a first loss far above `ln V` means the model starts out confidently
+# **Where training starts.** GPT-2 draws every weight from $\mathcal{N}(0, 0.02^2)$. With such
+# small weights every logit is close to 0, so the softmax is close to uniform, $p \approx 1/V$ for
+# every token, and the first loss is close to $-\ln(1/V) = \ln V$. That number is a free sanity
+# check for any language model: a first loss far above $\ln V$ means the model starts out confidently
 # wrong, and is a sign of a broken initialisation.
 #
 # **Generating text** is the forward pass in a loop: feed the prompt, take the logits at the
 # *last* position, pick a next token, append it, repeat. The position table has only
 # `block_size` rows, so once the text is longer than that, the model sees only the last
-# `block_size` tokens. The *temperature* `τ` reshapes the distribution before sampling:
-# `softmax(logits / τ)`; `τ < 1` sharpens it towards the most likely token, `τ > 1` flattens it,
-# and `τ = 0` means "always take the most likely token" (greedy decoding).
+# `block_size` tokens. The *temperature* $\tau$ reshapes the distribution before sampling:
+# $\operatorname{softmax}(z / \tau)$; $\tau < 1$ sharpens it towards the most likely token,
+# $\tau > 1$ flattens it, and $\tau = 0$ means "always take the most likely token" (greedy
+# decoding).
 
 # %% [markdown]
 # ## 2. Small calculations by hand
@@ -99,9 +107,11 @@
 # One block holds 64 + 816 + 272 + 1088 + 1040 = 3280 parameters. In general the weight
 # matrices of a block give `3C² + C² + 4C² + 4C² = 12C²` and the biases and norms give
 # `3C + C + 4C + C + 4C = 13C` (`llmlab.lib.nn.block_parameter_count`), and indeed
-# `12·256 + 13·16 = 3072 + 208 = 3280`. The whole model:
+# `12·256 + 13·16 = 3072 + 208 = 3280`. The whole model, with $T_{\max}$ = `block_size`:
 #
-# `V·C + block_size·C + L·(12C² + 13C) + 2C = 160 + 128 + 2·3280 + 32 = 6880`.
+# $$
+# N_{\text{params}} = V C + T_{\max} C + L\,(12 C^2 + 13 C) + 2 C = 160 + 128 + 2 \cdot 3280 + 32 = 6880 .
+# $$
 #
 # Without biases a LayerNorm keeps only its weight, so a block has `12C² + 2C` parameters
 # (the two norm weights) and the final norm `C`: `160 + 128 + 2·(3072 + 32) + 16 = 6512`.
@@ -110,11 +120,18 @@
 #
 # ### 2.2 The first loss
 #
-# If all `V` logits are equal, every token gets probability `1/V` and the cross-entropy is
-# exactly `ln V`, whatever the target: `ln 10 ≈ 2.3026` for the small configuration. If the
-# logits are not exactly equal but small, with spread `σ` and unrelated to the targets, a
-# second-order Taylor expansion of the log-sum-exp gives a loss of about `ln V + σ²/2`: a little
-# above `ln V`.
+# If all $V$ logits are equal, every token gets probability $1/V$ and the cross-entropy is
+# exactly $\ln V$, whatever the target: $\ln 10 \approx 2.3026$ for the small configuration. If
+# the logits are not exactly equal but small, with spread $\sigma$ and unrelated to the targets, a
+# second-order Taylor expansion of the log-sum-exp around equal logits,
+#
+# $$
+# \ln \sum_{v=1}^{V} e^{z_v} \approx \ln V + \bar z + \frac{1}{2V} \sum_{v=1}^{V} (z_v - \bar z)^2,
+# \qquad \bar z = \frac{1}{V} \sum_{v=1}^{V} z_v ,
+# $$
+#
+# gives a loss of about $\ln V + \sigma^2/2$ (the remaining $\bar z - z_y$ averages to 0): a
+# little above $\ln V$.
 #
 # ### 2.3 A batch of windows
 #
@@ -231,12 +248,12 @@ for bad in (dict(d_model=18, n_head=4), dict(n_layer=True), dict(dropout=1.0)):
 # matrix once and both uses train it. Equal *values* are not enough.
 #
 # Then initialise GPT-2 style: `self.apply(init_gpt_weights)` draws every `Linear` and
-# `Embedding` weight from N(0, 0.02²) and sets biases to 0 (LayerNorms keep weight 1, bias 0);
-# afterwards re-draw the two *residual projections* of each block — `attn.proj.weight` and
-# `mlp.down.weight`, the layers whose outputs are added onto the residual stream — from
-# N(0, s²) with `s = scaled_init_std(n_layer) = 0.02 / sqrt(2·n_layer)`. Each block adds two
-# such contributions to the stream, `2·L` in all; scaling their standard deviation by
-# `1/sqrt(2L)` keeps the variance of the sum from growing with depth.
+# `Embedding` weight from $\mathcal{N}(0, 0.02^2)$ and sets biases to 0 (LayerNorms keep weight 1,
+# bias 0); afterwards re-draw the two *residual projections* of each block — `attn.proj.weight`
+# and `mlp.down.weight`, the layers whose outputs are added onto the residual stream — from
+# $\mathcal{N}(0, s^2)$ with `s = scaled_init_std(n_layer)`, that is $s = 0.02 / \sqrt{2L}$. Each
+# block adds two such contributions to the stream, $2L$ in all; scaling their standard deviation
+# by $1/\sqrt{2L}$ keeps the variance of the sum from growing with depth.
 #
 # **`forward(idx, targets=None)`.** `idx` is `(B, T)` int64 with `1 ≤ T ≤ block_size`:
 #
@@ -248,8 +265,15 @@ for bad in (dict(d_model=18, n_head=4), dict(n_layer=True), dict(dropout=1.0)):
 # 4. `loss` is `None` without targets. With targets `(B, T)` int64, where `targets[b, t]` is the
 #    token that should follow `idx[b, :t+1]`, it is the mean cross-entropy over all positions
 #    whose target is **not** `-100`: ignored positions count neither in the sum nor in the
-#    divisor. Flatten to `(B·T, V)` and `(B·T,)` and use
-#    `F.cross_entropy(..., ignore_index=-100)`, which does exactly that.
+#    divisor. With $z_{b,t}$ the logits and $y_{b,t}$ the target at position $(b, t)$, and
+#    $\mathcal{S}$ the set of positions with $y_{b,t} \ne -100$,
+#
+#    $$
+#    \mathcal{L} = -\frac{1}{|\mathcal{S}|} \sum_{(b,t) \in \mathcal{S}} \ln \operatorname{softmax}(z_{b,t})_{y_{b,t}} .
+#    $$
+#
+#    Flatten to `(B·T, V)` and `(B·T,)` and use `F.cross_entropy(..., ignore_index=-100)`, which
+#    does exactly that.
 #
 # Return the pair `(logits, loss)`. The `-100` convention lets a caller mask positions (such as
 # padding) without changing shapes.
@@ -312,10 +336,10 @@ print("max |Δ logits| per position:", [f"{v:.1e}" for v in moved.tolist()])
 # small would need half a gigabyte just to be counted; the grader forbids creating `Linear`,
 # `Embedding` or `LayerNorm` modules inside the function):
 #
-# * token embeddings `V·C` and position embeddings `block_size·C`;
-# * `L` blocks of `llmlab.lib.nn.block_parameter_count(C, bias)` each (`12C² + 13C` with biases,
-#   `12C² + 2C` without);
-# * the final LayerNorm: `2C` with bias, `C` without;
+# * token embeddings $V C$ and position embeddings $T_{\max} C$ ($T_{\max}$ = `block_size`);
+# * $L$ blocks of `llmlab.lib.nn.block_parameter_count(C, bias)` each ($12C^2 + 13C$ with biases,
+#   $12C^2 + 2C$ without);
+# * the final LayerNorm: $2C$ with bias, $C$ without;
 # * the tied head: nothing, as `sum(p.numel() for p in model.parameters())` counts it.
 
 # %%
@@ -431,7 +455,8 @@ print(f"{len(history_check)} losses; first {history_check[0]:.4f} (ln 16 = {math
 #    `idx[:, -block_size:]`;
 # 2. calls `model(context)` and keeps the logits at the **last** position, `(B, V)`;
 # 3. picks one token per row — with `temperature > 0`, a sample from
-#    `softmax(logits / temperature)` drawn by `torch.multinomial(probs, 1, generator=generator)`;
+#    `softmax(logits / temperature)`, that is from $p_v = e^{z_v / \tau} / \sum_{u} e^{z_u / \tau}$
+#    with $\tau$ the temperature, drawn by `torch.multinomial(probs, 1, generator=generator)`;
 #    with `temperature == 0`, the argmax (greedy; on ties the **lowest** id wins, which is what
 #    `argmax` returns);
 # 4. appends it: `torch.cat([idx, next_id], dim=1)`.

@@ -37,25 +37,44 @@
 #
 # **RMSNorm.** LayerNorm subtracts each vector's mean, divides by its standard deviation, then
 # scales and shifts. RMSNorm (Zhang & Sennrich, 2019) keeps only the part that matters most for
-# stable training — controlling the vector's *scale*:
-# `y = x / sqrt(mean(x²) + eps) · weight`. No mean subtraction, no bias: fewer operations, one
-# parameter vector, and in practice the same quality. The small `eps` sits *inside* the square
-# root, so a zero vector gives `0 / sqrt(eps) = 0` and a finite gradient.
+# stable training — controlling the vector's *scale*. For $x \in \mathbb{R}^d$ with gain
+# $g$ (`weight`),
+#
+# $$
+# \operatorname{RMSNorm}(x) = \frac{x}{\sqrt{\frac{1}{d} \sum_{i=1}^{d} x_i^2 + \varepsilon}} \odot g .
+# $$
+#
+# No mean subtraction, no bias: fewer operations, one parameter vector, and in practice the
+# same quality. The small $\varepsilon$ (`eps`) sits *inside* the square root, so a zero vector
+# gives $0 / \sqrt{\varepsilon} = 0$ and a finite gradient.
 #
 # **SwiGLU.** GPT's feed-forward is `down(gelu(up(x)))`. A *gated* linear unit multiplies two
 # projections of `x`, one of them passed through a nonlinearity that acts as a soft switch:
-# `down(silu(gate(x)) · up(x))` with `silu(z) = z · sigmoid(z)`. Three matrices instead of two,
-# so LLaMA shrinks the hidden width from `4C` to `8C/3` (rounded up to a multiple of 16 or 256
-# for fast kernels) to keep the parameter count at about `8C²`.
+# `down(silu(gate(x)) · up(x))`, that is
+#
+# $$
+# \operatorname{SwiGLU}(x) = W_{\text{down}} \bigl( \operatorname{silu}(W_{\text{gate}}\, x) \odot W_{\text{up}}\, x \bigr),
+# \qquad \operatorname{silu}(z) = z \, \sigma(z) = \frac{z}{1 + e^{-z}} .
+# $$
+#
+# Three matrices instead of two, so LLaMA shrinks the hidden width from $4C$ to $8C/3$ (rounded
+# up to a multiple of 16 or 256 for fast kernels) to keep the parameter count at about $8C^2$.
 #
 # **RoPE.** GPT-2 *adds* a learned vector for each position to the token embedding. Rotary
 # position embeddings (Su et al., 2021) instead *rotate* the query and the key of each head
-# before their dot product. Split a head's `D` dimensions into `D/2` pairs; pair `i` is rotated
-# by the angle `p · θ_i` at position `p`, with frequencies `θ_i = base^(−2i/D)` that range from
-# one radian per position (`i = 0`) down to almost nothing. Because rotating `q` by `m·θ` and
-# `k` by `n·θ` changes their dot product only through the difference of the angles, the score
-# `q(m) · k(n)` depends on the positions only through `m − n`: attention sees *relative*
-# positions, with no table and no maximum length baked into the weights.
+# before their dot product. Split a head's $D$ dimensions into $D/2$ pairs; pair $i$ is rotated
+# by the angle $p\,\theta_i$ at position $p$, with frequencies $\theta_i = \mathrm{base}^{-2i/D}$ that
+# range from one radian per position ($i = 0$) down to almost nothing. Write $R_p$ for the
+# rotation of all pairs at position $p$; rotations compose by adding angles
+# ($R_m^\top = R_{-m}$, $R_{-m} R_n = R_{n-m}$), so
+#
+# $$
+# (R_m\, q)^\top (R_n\, k) = q^\top R_m^\top R_n\, k = q^\top R_{n-m}\, k :
+# $$
+#
+# the score of a query at position $m$ and a key at position $n$ depends on the positions only
+# through $m - n$. Attention sees *relative* positions, with no table and no maximum length
+# baked into the weights.
 #
 # *Which dimensions form a pair* is a convention, and mixing conventions is the classic RoPE
 # bug. The original paper pairs neighbours `(0, 1), (2, 3), …` (*interleaved*); LLaMA's
@@ -66,14 +85,15 @@
 # repeat. Weights trained in one convention give garbage in the other.
 #
 # **Grouped-query attention.** When a model generates text it caches the keys and values of
-# every past token (chapter 16). With `H` heads that is `2·H·D` numbers per token per layer —
-# for long contexts more memory than the weights. GQA (Ainslie et al., 2023) keeps `H` query
-# heads but only `Hkv < H` key/value heads; each kv head serves a *group* of `H / Hkv`
-# consecutive query heads, so query head `h` reads kv head `h // (H / Hkv)`. `Hkv = H` is
-# ordinary multi-head attention, `Hkv = 1` is multi-query attention (MQA).
+# every past token (chapter 16). With $H$ heads that is $2 H D$ numbers per token per layer —
+# for long contexts more memory than the weights. GQA (Ainslie et al., 2023) keeps $H$ query
+# heads but only $H_{kv} < H$ key/value heads; each kv head serves a *group* of $H / H_{kv}$
+# consecutive query heads, so query head $h$ reads kv head $\lfloor h / (H / H_{kv}) \rfloor$
+# (`h // (H / Hkv)`). $H_{kv} = H$ is ordinary multi-head attention, $H_{kv} = 1$ is multi-query
+# attention (MQA).
 #
 # **Multi-head latent attention.** DeepSeek-V2 compresses further: it caches one low-rank
-# *latent* `c = W_down · x` of `d_latent` numbers per token and decompresses every head's key
+# *latent* $c = W_{\text{down}}\, x$ of `d_latent` numbers per token and decompresses every head's key
 # and value from it with up-projections. RoPE does not commute with such a decompression, so
 # positions enter through a separate small *rope key* of `d_rope` numbers shared by all heads.
 # The cache holds `d_latent + d_rope` numbers per token and layer.
@@ -148,7 +168,9 @@ print("RMSNorm([3, 4]):", norm_h(torch.tensor([3.0, 4.0])).tolist())
 # ### 3.2 `swiglu_hidden_size` and `SwiGLU`
 #
 # `swiglu_hidden_size(d_model, multiple_of=16)` is `int(8·d_model/3)` rounded **up** to the next
-# multiple of `multiple_of` (LLaMA-7B: `C = 4096`, `multiple_of = 256` gives 11008). `SwiGLU(d_model,
+# multiple of `multiple_of`, with $m$ = `multiple_of`:
+# $h = m \left\lceil \lfloor 8C/3 \rfloor / m \right\rceil$ (LLaMA-7B: `C = 4096`, `multiple_of = 256`
+# gives 11008). `SwiGLU(d_model,
 # hidden=None, multiple_of=16)` has three bias-free Linears `gate`, `up` (C → hidden) and `down`
 # (hidden → C) and computes `down(silu(gate(x)) · up(x))`.
 
@@ -173,7 +195,18 @@ print("SwiGLU(64).hidden =", mlp_h.hidden, "; parameters:", sum(p.numel() for p 
 # float32 drift from the float64 ones at position 3000.
 #
 # `rotate_half(x)` is `cat([−x2, x1], −1)`. `apply_rope(x, cos, sin, positions=0)` rotates
-# `x` of shape `(…, T, D)`: `x · cos[pos] + rotate_half(x) · sin[pos]`, where `positions` is an
+# `x` of shape `(…, T, D)`: `x · cos[pos] + rotate_half(x) · sin[pos]`. Written out for the
+# vector $x$ of one head at position $p$ and a pair index $0 \le i < D/2$, with
+# $\theta_i = \mathrm{base}^{-2i/D}$:
+#
+# $$
+# \begin{aligned}
+# x'_i &= x_i \cos(p\,\theta_i) - x_{i + D/2} \sin(p\,\theta_i), \\
+# x'_{i + D/2} &= x_{i + D/2} \cos(p\,\theta_i) + x_i \sin(p\,\theta_i),
+# \end{aligned}
+# $$
+#
+# a rotation of the plane $(x_i, x_{i+D/2})$ by the angle $p\,\theta_i$. Here `positions` is an
 # int offset (positions `offset … offset + T − 1` — during cached decoding the new token sits
 # after all cached ones) or an explicit `(T,)` tensor of positions.
 
@@ -283,7 +316,16 @@ print(f"first loss {tiny_h(ids_h, ids_h)[1].item():.4f}  ln V = {math.log(64):.4
 # the *rotated* rope key of every token seen so far. The new tokens sit at positions
 # `P … P + T − 1` after the `P` cached ones; keys and values are decompressed from the cached
 # latent at every call (a real implementation folds `k_up` into the query instead — exercise 4).
-# Head `h`'s score is `(q_c · k_c + rope(q_r) · k_r) / sqrt(D + d_rope)`.
+# Head $h$'s score for a query at position $t$ and a key at position $s$ is
+#
+# $$
+# \frac{q^{c}_{t} \cdot k^{c}_{s} + \operatorname{rope}(q^{r}_{t}) \cdot k^{r}_{s}}{\sqrt{D + d_{\text{rope}}}},
+# \qquad k^{c}_{s} = W^{(h)}_{\text{uk}}\, c_s ,
+# $$
+#
+# with $q^c_t$, $q^r_t$ the head's content and rope query, $c_s$ the cached latent and $k^r_s$ the
+# cached (already rotated) rope key; the value is $W^{(h)}_{\text{uv}}\, c_s$ (the head's rows of
+# `k_up` and `v_up`).
 
 # %%
 #| include: llama.py::MultiHeadLatentAttention
@@ -398,7 +440,7 @@ plt.show()
 # then measure how much attention each query pays, on average, to the key `d` positions back,
 # per layer, over windows of held-out text. For comparison, the dashed line is what RoPE alone
 # does to the score of a query with an identical key, averaged over random vectors:
-# `Σ_i cos(d·θ_i) / (D/2)`.
+# $\frac{2}{D} \sum_{i=0}^{D/2-1} \cos(d\,\theta_i)$.
 
 # %%
 lib_model, lib_codec, info = load_tiny_llama()
@@ -517,7 +559,7 @@ for name, n in rows:
 # 3. **Extrapolation.** The checkpoint was trained on 64-character windows. Build a `TinyLlama`
 #    with `block_size = 256` (same weights: the rope tables are not in the state dict) and
 #    measure the loss per position on 256-character windows. Where does it degrade?
-# 4. **Absorbing `k_up`.** Show that `q_c · (W_uk c) = (W_ukᵀ q_c) · c`, and rewrite the MLA
+# 4. **Absorbing `k_up`.** Show that $q_c \cdot (W_{uk}\, c) = (W_{uk}^\top q_c) \cdot c$, and rewrite the MLA
 #    forward so that it never decompresses the keys. Check it against the cache-based version.
 # 5. **Depth.** Repeat 4.1 with 24 blocks and with `d_model = 128`. How do the two ratios change?
 # 6. **Cache budget.** For the configuration of 4.3, which GQA kv-head count gives about the same
