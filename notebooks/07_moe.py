@@ -37,14 +37,20 @@
 # %% [markdown]
 # ## 1. Intuition
 #
-# **Routing.** For a token vector `x` (width `C`), the router computes one logit per expert,
-# `logits = W_g x` (a `C → E` linear map without bias), and turns them into probabilities
-# `p = softmax(logits)`. The token goes to the `k` experts with the largest probabilities; its
-# output is the weighted sum of their outputs,
+# **Routing.** For a token vector $x$ (width $C$), the router computes one logit per expert,
+# $W_g x$ (a $C \to E$ linear map without bias), and turns them into probabilities
+# $p = \operatorname{softmax}(W_g x)$. The token goes to the $k$ experts $i_1, \dots, i_k$ with the
+# largest probabilities; its output is the weighted sum of their outputs,
 #
-# `y = Σ_{j=1..k} w_j · expert_{i_j}(x)`,
+# $$
+# y = \sum_{j=1}^{k} w_j \, \mathrm{expert}_{i_j}(x),
+# \qquad
+# w_j = p_{i_j} \ \ (\texttt{normalize=False})
+# \quad \text{or} \quad
+# w_j = \frac{p_{i_j}}{\sum_{l=1}^{k} p_{i_l}} \ \ (\texttt{normalize=True}),
+# $$
 #
-# with the weights `w` taken from `p`: either the raw probabilities of the chosen experts
+# with the weights $w$ taken from $p$: either the raw probabilities of the chosen experts
 # (Switch Transformer, `normalize=False`) or those probabilities divided by their sum, so that
 # they add up to one (Mixtral, `normalize=True`). The choice of experts is discrete and carries
 # no gradient; the router learns through the weights, which multiply the experts' outputs.
@@ -52,33 +58,52 @@
 # **Collapse, and the auxiliary loss.** Nothing in the language-modelling loss asks the router to
 # use its experts evenly. An expert that is chosen a little more often gets more gradient, gets
 # better, and is chosen even more often: a rich-get-richer loop that can leave most experts idle.
-# Switch Transformer adds a small *auxiliary loss*
+# Switch Transformer adds a small *auxiliary loss* over a batch of $N$ tokens,
 #
-# `L_balance = E · Σ_i f_i · P_i`,
+# $$
+# \mathcal{L}_{\text{balance}} = E \sum_{i=1}^{E} f_i \, P_i,
+# \qquad
+# f_i = \frac{1}{N k} \sum_{t=1}^{N} \sum_{j=1}^{k} \mathbb{1}[\, i_{t,j} = i \,],
+# \qquad
+# P_i = \frac{1}{N} \sum_{t=1}^{N} p_{t,i},
+# $$
 #
-# where `f_i` is the fraction of the token-to-expert assignments that went to expert `i` (a
-# count: no gradient) and `P_i` is the router's average probability for expert `i` (the gradient
-# flows through it). `f` and `P` both sum to one. If either is uniform (`1/E` everywhere) the
-# loss is exactly `E · (1/E) · Σ P_i = 1`; if the router puts every token on one expert with
-# probability one, it is `E`. Minimising it pushes probability away from the experts that are
+# where $f_i$ is the fraction of the token-to-expert assignments that went to expert $i$ (a
+# count: no gradient) and $P_i$ is the router's average probability for expert $i$ (the gradient
+# flows through it). $f$ and $P$ both sum to one. If either is uniform ($1/E$ everywhere) the
+# loss is exactly $E \cdot \frac{1}{E} \sum_i P_i = 1$ (or $E \cdot \frac{1}{E} \sum_i f_i = 1$); if the
+# router puts every token on one expert with probability one, it is $E$. Minimising it pushes probability away from the experts that are
 # already overloaded.
 #
-# **The z-loss.** ST-MoE adds `mean_t (logsumexp_i logits_ti)²`: it keeps the router's logits
+# **The z-loss.** ST-MoE adds, for the router logits $z_{t,i}$ of the $N$ tokens,
+#
+# $$
+# \mathcal{L}_z = \frac{1}{N} \sum_{t=1}^{N} \Bigl( \log \sum_{i=1}^{E} e^{z_{t,i}} \Bigr)^2 :
+# $$
+#
+# it keeps the router's logits
 # from drifting to large values, where the softmax becomes numerically touchy. It is tiny in
 # value and is weighted by about `1e-3`.
 #
 # **Capacity and dropping.** On real hardware each expert processes a fixed-size buffer. With
-# `N` tokens, `k` choices each and `E` experts, the fair share is `N·k/E` assignments per
-# expert; the *capacity* is `ceil(capacity_factor · N·k/E)`. Assignments beyond it are
+# $N$ tokens, $k$ choices each and $E$ experts, the fair share is $N k / E$ assignments per
+# expert; the *capacity* is $\lceil \text{capacity factor} \cdot N k / E \rceil$. Assignments beyond it are
 # *dropped*: they contribute nothing, and a token that loses all its choices leaves the layer
 # as zero — the residual connection of the block carries it on unchanged. Which assignments win
 # when an expert is full is a rule: here, as in GShard, every token's *first* choice is served
 # before any *second* choice, and within a rank the earlier token goes first.
 #
-# **Balancing without a loss.** DeepSeek-V3 balances differently: each expert `i` has a bias
-# `b_i` that is added to its probability *for the selection only*, `top-k(p + b)`. After each
-# batch, the bias of every expert that received more than the average load goes down by a small
-# step `γ` and every underloaded expert's bias goes up by `γ`. The mixture weights still come
+# **Balancing without a loss.** DeepSeek-V3 balances differently: each expert $i$ has a bias
+# $b_i$ that is added to its probability *for the selection only*, $\text{top-}k\,(p + b)$.
+# After each batch, the bias of every expert that received more than the average load goes down
+# by a small step $\gamma$ and every underloaded expert's bias goes up by $\gamma$: with $n_i$
+# the number of assignments expert $i$ received and $\bar n = N k / E$ their mean,
+#
+# $$
+# b_i \leftarrow b_i + \gamma \, \operatorname{sign}(\bar n - n_i)
+# $$
+#
+# (an expert exactly at the mean keeps its bias). The mixture weights still come
 # from `p` alone, so the bias changes *which* experts a token visits but never *how much* each
 # contributes, and it adds no term to the loss — no gradient that competes with language
 # modelling.
@@ -207,7 +232,8 @@ print("loads", counts_h, "-> bias step", [0.1 * ((mean_load > n) - (mean_load < 
 #
 # **`update_bias(indices, rate)`** counts the load of each expert in a batch's `indices` (every
 # rank counts: `torch.bincount(indices.reshape(-1), minlength=E)`), and adds
-# `rate · sign(mean load − load_i)` to `expert_bias[i]` in place, under `torch.no_grad()`. It
+# `rate · sign(mean load − load_i)` to `expert_bias[i]` in place (the update above with
+# $\gamma$ = `rate`), under `torch.no_grad()`. It
 # returns the loads and raises `ValueError` for a negative rate.
 
 # %%

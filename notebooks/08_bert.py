@@ -68,7 +68,13 @@
 #
 # **Segments.** For sentence-pair tasks BERT adds a third embedding: segment 0 for `[CLS]`,
 # sentence A and its `[SEP]`, segment 1 for sentence B. The input vector of a position is
-# `tok_emb(id) + pos_emb(position) + seg_emb(segment)`, normalised by a LayerNorm.
+# `tok_emb(id) + pos_emb(position) + seg_emb(segment)`, normalised by a LayerNorm: for the
+# token $x_t$ at position $t$ in segment $s_t$,
+#
+# $$
+# h^{(0)}_t = \operatorname{LN}\bigl( E_{\text{tok}}[x_t] + E_{\text{pos}}[t] + E_{\text{seg}}[s_t] \bigr) .
+# $$
+#
 #
 # **Bidirectional.** No causal mask: changing the token at position `t` changes the outputs at
 # positions *before* `t` too. That is the point — the encoder fills in a gap using both sides.
@@ -79,21 +85,33 @@
 # ### 2.1 How many positions does `mlm_mask` touch?
 #
 # Take a batch of `n = 2000` non-special positions and `mask_prob = 0.15`. The number of
-# chosen positions is Binomial(n, 0.15): mean `0.15 · 2000 = 300`, standard deviation
-# `sqrt(2000 · 0.15 · 0.85) ≈ 15.97`. A random replacement is uniform over the whole vocabulary
-# of size `V`, so it is `[MASK]` with probability `1/V` and the original token with probability
-# `1/V`. After corruption a chosen position therefore shows
+# chosen positions is $\mathrm{Binomial}(n, 0.15)$: mean $0.15 \cdot 2000 = 300$, standard deviation
+# $\sqrt{2000 \cdot 0.15 \cdot 0.85} \approx 15.97$. A random replacement is uniform over the whole
+# vocabulary of size $V$, so it is `[MASK]` with probability $1/V$ and the original token with
+# probability $1/V$. After corruption a chosen position therefore shows
 #
-# * `[MASK]`: `0.8 + 0.1/V`,
-# * its original token: `0.1 + 0.1/V`,
-# * another token: `0.1 · (V − 2)/V`.
+# $$
+# \begin{aligned}
+# P(\texttt{[MASK]}) &= 0.8 + \frac{0.1}{V}, \\
+# P(\text{its original token}) &= 0.1 + \frac{0.1}{V}, \\
+# P(\text{another token}) &= 0.1 \cdot \frac{V - 2}{V}.
+# \end{aligned}
+# $$
 #
 # For `V = 20`: 0.805, 0.105 and 0.09; of 300 chosen positions about 241.5, 31.5 and 27.
 #
 # ### 2.2 A padding key gets weight 0
 #
-# One query, three keys, head size `D = 1`, scores `q·k/sqrt(D) = [1.0, 2.0, 0.5]`, and key 2 is
-# padding. Without the mask the softmax is `[e¹, e², e⁰·⁵] / (e¹ + e² + e⁰·⁵)`
+# With the key mask $m_j$ (1 for a real key, 0 for padding), the masked softmax of a query's
+# scores $s_j$ is
+#
+# $$
+# w_j = \frac{m_j \, e^{s_j}}{\sum_{l} m_l \, e^{s_l}},
+# $$
+#
+# which is what setting the padding scores to $-\infty$ computes. One query, three keys, head
+# size $D = 1$, scores $q \cdot k / \sqrt{D} = [1.0, 2.0, 0.5]$, and key 2 is padding. Without the
+# mask the softmax is `[e¹, e², e⁰·⁵] / (e¹ + e² + e⁰·⁵)`
 # `= [2.7183, 7.3891, 1.6487] / 11.7561 = [0.2312, 0.6285, 0.1402]`. With the mask the padding
 # key's score becomes −∞, its weight exactly 0, and the two real keys share the whole mass:
 # `[2.7183, 7.3891] / 10.1073 = [0.2689, 0.7311]` — exactly the softmax of the sequence without
@@ -103,7 +121,7 @@
 #
 # Three positions with labels `[2, -100, 0]`. The model gives the right token of position 0
 # probability 0.5 and that of position 2 probability 0.25. The MLM loss averages over the two
-# labelled positions only: `(−ln 0.5 − ln 0.25) / 2 = (0.6931 + 1.3863) / 2 = 1.0397`. Dividing
+# labelled positions only: $(-\ln 0.5 - \ln 0.25) / 2 = (0.6931 + 1.3863) / 2 = 1.0397$. Dividing
 # by all three positions instead would give `0.6931` — a loss that shrinks as fewer tokens are
 # masked, which is wrong.
 
@@ -291,7 +309,15 @@ print(f"max |change| of the output at position 0 after changing position 4: {dif
 # a LayerNorm — and then scores every vocabulary entry with a `decoder` (C → V) that has a bias.
 # The decoder's weight will be tied to the token embeddings (3.7), as chapter 05 tied GPT's head.
 #
-# `mlm_loss(logits, labels)` is the mean cross-entropy over the positions whose label is not −100.
+# `mlm_loss(logits, labels)` is the mean cross-entropy over the positions whose label is not −100:
+# with $z_t$ the logits and $\ell_t$ the label at position $t$, and
+# $\mathcal{M} = \{ t : \ell_t \ne -100 \}$,
+#
+# $$
+# \mathcal{L}_{\text{MLM}} = -\frac{1}{|\mathcal{M}|} \sum_{t \in \mathcal{M}} \ln \operatorname{softmax}(z_t)_{\ell_t},
+# \qquad \mathcal{L}_{\text{MLM}} = 0 \ \text{if} \ \mathcal{M} = \varnothing .
+# $$
+#
 # `F.cross_entropy(..., ignore_index=-100)` computes exactly that — except when *no* position is
 # labelled (a short sequence at 15% often has none), where its mean over zero terms is NaN. The
 # spec asks for 0 there, still connected to the logits so that `backward()` works (e.g.
@@ -332,7 +358,8 @@ print(f"nothing labelled: loss == 0: {nothing_h.item() == 0.0}, gradient all zer
 # ### 3.8 `ClsClassifier`
 #
 # For classification BERT reads the output at position 0, the `[CLS]` token, through a "pooler"
-# (`Linear(C, C)` then `tanh`), then dropout and a `Linear(C, n_classes)`. Because the encoder is
+# (`Linear(C, C)` then `tanh`), then dropout and a `Linear(C, n_classes)`:
+# $\text{logits} = W_{\text{out}} \operatorname{dropout}\bigl(\tanh(W_p h_0 + b_p)\bigr) + b_{\text{out}}$. Because the encoder is
 # bidirectional, the `[CLS]` output can depend on the whole sequence even though it sits first.
 
 # %%

@@ -36,42 +36,93 @@
 # %% [markdown]
 # ## 1. Intuition
 #
-# **The loss.** For one position with logits `z` (a vector of `V` scores) and target class `y`,
-# the cross-entropy is `−ln softmax(z)_y = logsumexp(z) − z_y`, where
-# `logsumexp(z) = ln Σ_j exp(z_j)`. Computed literally, `exp(1000)` is infinite even in float64.
-# Subtracting the maximum `m` first changes nothing mathematically — `logsumexp(z) = m +
-# ln Σ_j exp(z_j − m)` — but every exponent is now ≤ 0, so nothing overflows and the largest
-# term is exactly 1. Language models mark positions that must not count (padding, prompts)
-# with the target `-100`; they are left out of the sum *and* of the count we divide by.
+# **The loss.** For one position with logits $z$ (a vector of $V$ scores) and target class $y$,
+# the cross-entropy is
+#
+# $$
+# \ell(z, y) = -\ln \operatorname{softmax}(z)_y = \operatorname{logsumexp}(z) - z_y,
+# \qquad \operatorname{logsumexp}(z) = \ln \sum_{j=1}^{V} e^{z_j} .
+# $$
+#
+# Computed literally, `exp(1000)` is infinite even in float64. Subtracting the maximum
+# $m = \max_j z_j$ first changes nothing mathematically —
+# $\operatorname{logsumexp}(z) = m + \ln \sum_j e^{z_j - m}$ — but every exponent is now $\le 0$, so
+# nothing overflows and the largest term is exactly 1. Language models mark positions that must
+# not count (padding, prompts) with the target `-100`; they are left out of the sum *and* of the
+# count we divide by: over the set $\mathcal{K}$ of positions $n$ whose target is not `-100`,
+#
+# $$
+# \mathcal{L} = \frac{1}{|\mathcal{K}|} \sum_{n \in \mathcal{K}} \ell(z_n, y_n) .
+# $$
+#
 #
 # **Its gradient** is the reason cross-entropy and softmax go together:
-# `∂/∂z_j (logsumexp(z) − z_y) = softmax(z)_j − [j = y]`. The gradient pushes the target's
-# logit up by `1 − p_y` and every other logit down by its probability: softmax minus one-hot,
-# divided by the number of positions in the mean.
 #
-# **AdamW.** Adam keeps two running averages per parameter: `m` of the gradient and `v` of
-# its square. The update `m̂ / (sqrt(v̂) + eps)` is the gradient's direction with each
+# $$
+# \frac{\partial}{\partial z_j} \bigl( \operatorname{logsumexp}(z) - z_y \bigr) = \operatorname{softmax}(z)_j - \mathbb{1}[j = y] .
+# $$
+#
+# The gradient pushes the target's logit up by $1 - p_y$ and every other logit down by its
+# probability: softmax minus one-hot, divided by the number of positions in the mean.
+#
+# **AdamW.** Adam keeps two running averages per parameter: $m$ of the gradient and $v$ of
+# its square. The update $\hat m / (\sqrt{\hat v} + \epsilon)$ is the gradient's direction with each
 # coordinate's step normalised by its typical size, so every parameter moves by about `lr`
 # per step, whatever the scale of its gradient. Both averages start at 0, so early on they are
-# too small by the factors `1 − β1^t` and `1 − β2^t`: the *bias corrections* divide them out.
-# *Weight decay* shrinks every weight a little each step, `p ← p − lr·wd·p`. Adam with an L2
-# penalty instead adds `wd·p` to the gradient — and then the normalisation divides it by
-# `sqrt(v̂)`, so weights with large gradients are hardly decayed at all. Loshchilov and Hutter
-# showed that keeping the decay out of the gradient ("decoupled") works better; that is AdamW.
+# too small by the factors $1 - \beta_1^t$ and $1 - \beta_2^t$: the *bias corrections* divide them
+# out. *Weight decay* shrinks every weight a little each step, $p \leftarrow p - \eta \lambda p$
+# (learning rate $\eta$ = `lr`, decay $\lambda$ = `wd`). At step $t$ (counted from 1) with gradient
+# $g_t$, the whole update of one parameter $p$, decay first, is
+#
+# $$
+# \begin{aligned}
+# m_t &= \beta_1 m_{t-1} + (1 - \beta_1)\, g_t, &
+# v_t &= \beta_2 v_{t-1} + (1 - \beta_2)\, g_t^2, \\
+# \hat m_t &= \frac{m_t}{1 - \beta_1^t}, &
+# \hat v_t &= \frac{v_t}{1 - \beta_2^t}, \\
+# p_t &= (1 - \eta \lambda)\, p_{t-1} - \eta \, \frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon},
+# \end{aligned}
+# $$
+#
+# with $m_0 = v_0 = 0$, all operations elementwise, and $\epsilon$ *outside* the square root.
+# Adam with an L2 penalty instead adds $\lambda p$ to the gradient — and then the normalisation
+# divides it by $\sqrt{\hat v}$, so weights with large gradients are hardly decayed at all. Loshchilov
+# and Hutter showed that keeping the decay out of the gradient ("decoupled") works better; that
+# is AdamW.
 #
 # **The schedule.** At step 0 Adam's moment estimates rest on a single gradient, and a large
 # step can throw the model somewhere it never recovers from. A short linear *warmup* raises
 # the rate from `max_lr/warmup` to `max_lr`; then a cosine brings it down to `min_lr` at the
-# last step, taking large steps while far from a minimum and small ones near it.
+# last step, taking large steps while far from a minimum and small ones near it. With $W$ =
+# `warmup` and $S$ = `total`, the rate at step $s$ (counted from 0) is
+#
+# $$
+# \eta(s) =
+# \begin{cases}
+# \eta_{\max} \, \dfrac{s + 1}{W}, & s < W, \\[1ex]
+# \eta_{\min} + \dfrac{1}{2} (\eta_{\max} - \eta_{\min}) \left( 1 + \cos\!\left( \pi \, \dfrac{s - W}{S - W} \right) \right), & W \le s < S, \\[1ex]
+# \eta_{\min}, & s \ge S.
+# \end{cases}
+# $$
+#
 #
 # **Clipping.** One unlucky batch can produce a gradient many times larger than usual. Clipping
 # rescales the whole gradient — all parameters by the same factor — so that its global L2 norm
-# is at most `max_norm`: the direction is kept, only the length is capped. Clipping each
+# is at most `max_norm`: the direction is kept, only the length is capped. With $c$ = `max_norm`,
+#
+# $$
+# \lVert g \rVert = \sqrt{\sum_{\text{params } p} \ \sum_{i} g_{p,i}^2},
+# \qquad
+# g \leftarrow g \cdot \min\!\left( 1, \frac{c}{\lVert g \rVert + 10^{-6}} \right)
+# $$
+#
+# (the $10^{-6}$ is PyTorch's guard against a zero norm). Clipping each
 # parameter on its own would change the direction.
 #
-# **Accumulation.** A batch too large for memory can be split into `k` micro-batches: backward
-# each micro-batch's mean loss divided by `k`. Gradients add up in `.grad`, so after the `k`
-# backward passes `.grad` holds the mean of the micro-batch gradients — for equal sizes, exactly
+# **Accumulation.** A batch too large for memory can be split into $k$ micro-batches: backward
+# each micro-batch's mean loss divided by $k$. Gradients add up in `.grad`, so after the $k$
+# backward passes `.grad` holds $\sum_{i=1}^{k} \nabla (\mathcal{L}_i / k)$, the mean of the
+# micro-batch gradients — for equal sizes, exactly
 # the gradient of the large batch — and one optimizer step follows.
 #
 # **SFT labels.** Fine-tuning on chats trains the model to answer, not to imitate the user: the
@@ -101,7 +152,7 @@
 #
 # **The schedule** with `max_lr = 1e-3`, `min_lr = 1e-4`, `warmup = 4`, `total = 12`: steps 0–3
 # give `2.5e-4, 5e-4, 7.5e-4, 1e-3`; step 4 is `1e-3`; step 8 is halfway through the decay,
-# `1e-4 + 0.5·9e-4·(1 + cos(π/2)) = 5.5e-4`; step 12 and later give `1e-4`.
+# $10^{-4} + 0.5 \cdot 9 \cdot 10^{-4} \cdot (1 + \cos(\pi/2)) = 5.5 \cdot 10^{-4}$; step 12 and later give `1e-4`.
 #
 # **Clipping.** Gradients `[3, 4]` and `[12]`: the global norm is `sqrt(9 + 16 + 144) = 13`. With
 # `max_norm = 6.5` every gradient is multiplied by `6.5/13 = 0.5`: `[1.5, 2]` and `[6]`. Clipped
