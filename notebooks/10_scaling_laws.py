@@ -33,16 +33,25 @@
 # %% [markdown]
 # ## 1. Intuition
 #
-# **Where the FLOPs go.** A token passing through a weight matrix `W` of shape `(m, n)` costs
-# `m·n` multiply–adds, 2 FLOPs each: the forward pass costs `2N` FLOPs per token, where `N`
+# **Where the FLOPs go.** A token passing through a weight matrix $W$ of shape $(m, n)$ costs
+# $m n$ multiply–adds, 2 FLOPs each: the forward pass costs $2N$ FLOPs per token, where $N$
 # counts the weights of every matrix the token meets. The backward pass computes two products
 # for each matrix — the gradient with respect to the layer's input (to continue backwards) and
-# with respect to the weights — each as costly as the forward one: `4N`. Training costs `6N`
-# FLOPs per token; a training run of `D` tokens costs `C ≈ 6·N·D`.
+# with respect to the weights — each as costly as the forward one: $4N$. Training costs $6N$
+# FLOPs per token; a training run of $D$ tokens costs $C \approx 6 N D$.
 #
 # Attention adds products that involve no weights: the scores `q·kᵀ` and the weighted sum of the
-# values. For one token each costs `2·T·d` (it meets all `T` keys of its context, `d = H·D`
-# the width of all heads together), so `4·T·d` per layer forward, `12·T·d` with the backward.
+# values. For one token each costs $2 T d$ (it meets all $T$ keys of its context, $d = H D$
+# the width of all heads together), so $4 T d$ per layer forward, $12 T d$ with the backward.
+# With $N_{\text{mm}}$ the matmul weights (the head included) and $L$ layers, the FLOPs per token
+# are
+#
+# $$
+# F_{\text{forward}} = 2 N_{\text{mm}} + 4 L T d,
+# \qquad
+# F_{\text{train}} = 3 F_{\text{forward}} = 6 N_{\text{mm}} + 12 L T d .
+# $$
+#
 # With causal masking half the scores are thrown away — but PyTorch's plain ("math") kernel
 # computes the full `T×T` matrix and masks it afterwards, so those FLOPs are spent. We count
 # the full matrix; a FlashAttention kernel that skips masked blocks spends about half.
@@ -55,21 +64,40 @@
 #
 # **Compute-optimal models.** With a budget `C`, one can train a big model on few tokens or a
 # small one on many. Hoffmann et al. (2022, "Chinchilla") trained hundreds of models and found
-# that the best split grows both together, about 20 tokens per parameter. With `C = 6ND` and
-# `D = 20N`: `N = sqrt(C/120)`.
+# that the best split grows both together, about 20 tokens per parameter. With $r$ tokens per
+# parameter, $C = 6ND$ and $D = rN$ give
 #
-# **Power laws.** Measured losses fall like `L(x) = a·x^(−alpha) + c` in model size, data or
-# compute: a straight line on log–log axes, bending towards a floor `c` (the entropy of the text
-# that no model removes). The fit has one nonlinear parameter: for a fixed `alpha` the law is a
-# straight line in `x^(−alpha)`, whose best `a` and `c` have a closed form. That leaves a
-# one-dimensional search over `alpha`.
+# $$
+# N = \sqrt{\frac{C}{6r}}, \qquad D = r N,
+# $$
+#
+# so with $r = 20$: $N = \sqrt{C/120}$.
+#
+# **Power laws.** Measured losses fall like $L(x) = a\, x^{-\alpha} + c$ in model size, data or
+# compute: a straight line on log–log axes, bending towards a floor $c$ (the entropy of the text
+# that no model removes). The fit has one nonlinear parameter: for a fixed $\alpha$ the law is a
+# straight line in $x^{-\alpha}$, whose best $a$ and $c$ have a closed form. That leaves a
+# one-dimensional search over $\alpha$:
+#
+# $$
+# S(\alpha) = \min_{a,\, c} \sum_{i=1}^{n} \bigl( a\, x_i^{-\alpha} + c - y_i \bigr)^2,
+# \qquad \hat\alpha = \mathop{\mathrm{arg\,min}}_{\alpha} S(\alpha) .
+# $$
+#
 #
 # **Memory.** Training holds, per parameter, the weight, its gradient and the optimizer's state
 # (AdamW: two running moments). In mixed precision the weights and gradients are bf16 but a
-# float32 master copy and float32 moments are kept: 2 + 2 + 4 + 4 + 4 = 16 bytes per parameter.
+# float32 master copy and float32 moments are kept: $2 + 2 + 4 + 4 + 4 = 16$ bytes per parameter
+# (in general $2 + 2 + 4 + 4s$ for an optimizer with $s$ float32 states per parameter).
 #
-# **MFU.** Model FLOPs utilisation = achieved model FLOP/s ÷ the hardware's peak. Because it
-# counts the model's FLOPs (not the work a recomputation adds), it compares runs fairly.
+# **MFU.** Model FLOPs utilisation = achieved model FLOP/s ÷ the hardware's peak:
+#
+# $$
+# \mathrm{MFU} = \frac{\text{tokens per second} \times \text{model FLOPs per token}}{\text{peak FLOP/s}} .
+# $$
+#
+# Because it counts the model's FLOPs (not the work a recomputation adds), it compares runs
+# fairly.
 
 # %% [markdown]
 # ## 2. Small calculations by hand
@@ -322,7 +350,7 @@ print(f"lowest validation loss at this budget: {best['val']:.4f}, the model with
 # Each run's training loss after `k` steps is a loss reached with `k · f · 16 · 32` FLOPs. On a
 # log-spaced grid of compute values (the last 1.5 decades, after the first warmup steps) we take,
 # for each value, the lowest smoothed training loss that any run had reached by then — the
-# *compute frontier* — and fit `L(C) = a·C^(−alpha) + c`. The rms residual printed with the fit
+# *compute frontier* — and fit $L(C) = a\, C^{-\alpha} + c$. The rms residual printed with the fit
 # says how well one power law describes these frontier points.
 # (Intermediate points of a cosine run are not what a run tuned to that smaller budget would
 # reach, so this frontier is an upper bound of the one Kaplan et al. measure.)

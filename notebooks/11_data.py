@@ -55,16 +55,33 @@
 # document instead of the text, and collisions never happen in practice.
 #
 # **Near duplicates.** Two documents that share most of their word 5-grams ("shingles") are
-# near copies: their Jaccard similarity `|A ∩ B| / |A ∪ B|` is high. Comparing all pairs is
-# quadratic. MinHash turns each set into `K` numbers: apply a random hash function to every
-# shingle and keep the minimum. The minima of A and B agree exactly when the shingle with the
-# smallest hash in `A ∪ B` lies in `A ∩ B`, which has probability `J(A, B)`. So the fraction of
-# agreeing positions estimates J, with a standard error `sqrt(J(1 − J)/K)`.
+# near copies: their Jaccard similarity
 #
-# **LSH.** Cut each signature into `b` bands of `r` rows and put documents into a bucket per
-# band value. Two documents with per-position agreement `s` share a band with probability
-# `s^r`, and at least one band with probability `1 − (1 − s^r)^b`: an S-shaped curve that is
-# near 0 below the threshold `(1/b)^(1/r)` and near 1 above it. Only documents in a common
+# $$
+# J(A, B) = \frac{|A \cap B|}{|A \cup B|}
+# $$
+#
+# is high. Comparing all pairs is quadratic. MinHash turns each set into $K$ numbers: apply a
+# random hash function $h_k$ to every shingle and keep the minimum,
+# $\operatorname{sig}_k(A) = \min_{x \in A} h_k(x)$. The minima of $A$ and $B$ agree exactly when
+# the shingle with the smallest hash in $A \cup B$ lies in $A \cap B$, which has probability
+# $J(A, B)$. So the fraction of agreeing positions estimates $J$,
+#
+# $$
+# \hat J(A, B) = \frac{1}{K} \sum_{k=1}^{K} \mathbb{1}\bigl[ \operatorname{sig}_k(A) = \operatorname{sig}_k(B) \bigr],
+# $$
+#
+# with a standard error $\sqrt{J (1 - J) / K}$.
+#
+# **LSH.** Cut each signature into $b$ bands of $r$ rows and put documents into a bucket per
+# band value. Two documents with per-position agreement $s$ share a band with probability
+# $s^r$, and at least one band with probability
+#
+# $$
+# P_{\text{candidate}}(s) = 1 - \left( 1 - s^r \right)^b :
+# $$
+#
+# an S-shaped curve that is near 0 below the threshold $(1/b)^{1/r}$ and near 1 above it. Only documents in a common
 # bucket are compared.
 #
 # **Determinism.** Python's `hash("text")` changes from one process to the next (it is salted
@@ -83,8 +100,13 @@
 # the end behind sentinel tokens: the ordinary next-token objective then learns infilling.
 #
 # **Mixtures.** A corpus has sources of very different sizes. Sampling in proportion to size
-# lets the largest dominate; a temperature `T > 1` (`p ∝ w^(1/T)`) flattens the mixture toward
-# the small sources.
+# lets the largest dominate; a temperature $T > 1$ flattens the mixture toward the small
+# sources: source $k$ of weight $w_k$ is drawn with probability
+#
+# $$
+# p_k = \frac{w_k^{1/T}}{\sum_{j} w_j^{1/T}} .
+# $$
+#
 
 # %% [markdown]
 # ## 2. Small calculations by hand
@@ -180,8 +202,9 @@ print(normalize_text("  The\tﬁrst  ＣＡＴ "), exact_dedup(["The cat", "dog"
 # %% [markdown]
 # ### 3.4 Shingles, Jaccard and MinHash
 #
-# The hash functions are `h(x) = (a·x + b) mod P` with the Mersenne prime `P = 2^31 − 1`, so all
-# `K × S` hashes of a document are one int64 tensor expression; `a` and `b` come from a seeded
+# The hash functions are $h_k(x) = (a_k x + b_k) \bmod P$ with the Mersenne prime $P = 2^{31} - 1$,
+# $1 \le a_k < P$ and $0 \le b_k < P$, so all $K \times S$ hashes of a document are one int64
+# tensor expression; `a` and `b` come from a seeded
 # `torch.Generator`, and the base hash `x` of a shingle from SHA-256.
 
 # %%
@@ -225,7 +248,8 @@ print(lsh_candidates(sig_demo, 2, 2))
 #
 # The stream, its segment ids (−1 for padding), then positions that count up while the
 # segment id stays the same and restart when it changes or a row begins. The mask is the
-# equality of segment ids, restricted to the lower triangle.
+# equality of segment ids, restricted to the lower triangle: for the segment ids $g_1, \dots, g_T$
+# of a row, query $i$ may attend to key $j$ exactly when $j \le i$ and $g_j = g_i$.
 
 # %%
 #| include: data.py::pack_sequences,packed_attention_mask

@@ -36,41 +36,60 @@
 # %% [markdown]
 # ## 1. Intuition
 #
-# **A low-rank update.** A linear layer computes `y = W x` with `W` of shape `(out, in)`.
-# Fine-tuning changes `W` to `W + ΔW`. LoRA's bet is that the change a new task needs has low
-# rank, so it writes `ΔW = (α/r) · B A` with `A` of shape `(r, in)`, `B` of shape `(out, r)` and a
-# small rank `r`. The layer becomes
+# **A low-rank update.** A linear layer computes $y = W x$ with $W$ of shape `(out, in)`.
+# Fine-tuning changes $W$ to $W + \Delta W$. LoRA's bet is that the change a new task needs has
+# low rank, so it writes $\Delta W = \frac{\alpha}{r} B A$ with $A$ of shape `(r, in)`, $B$ of
+# shape `(out, r)` and a small rank $r$. The layer becomes
 #
-# ```
-# y = W x + (α/r) · B (A x)        W frozen, A and B trained
-# ```
+# $$
+# y = W x + \frac{\alpha}{r} \, B (A x),
+# \qquad A \in \mathbb{R}^{r \times d_{\text{in}}}, \quad B \in \mathbb{R}^{d_{\text{out}} \times r},
+# $$
 #
-# and trains `r·(in + out)` numbers instead of `in·out`.
+# with $W$ frozen and $A$ and $B$ trained, and trains $r (d_{\text{in}} + d_{\text{out}})$ numbers
+# instead of $d_{\text{in}} d_{\text{out}}$.
 #
-# **Start exactly at the pretrained model.** `B` starts at zero and `A` random. Then `B A = 0`
+# **Start exactly at the pretrained model.** $B$ starts at zero and $A$ random. Then $B A = 0$
 # and the adapted model computes exactly what the pretrained one did. The gradients at that
-# point are `∂L/∂A = (α/r) Bᵀ (∂L/∂y) xᵀ = 0`, because `B = 0`, and
-# `∂L/∂B = (α/r) (∂L/∂y) (A x)ᵀ ≠ 0`, because `A` is random. So `B` learns first, and `A` follows
-# once `B` is no longer zero. Swap the two (A zero, B random) and the output still starts
-# right, but the roles flip: `∂L/∂B` contains `A x = 0`, and `∂L/∂A` contains `Bᵀ ≠ 0`, so the
+# point (for one input $x$) are
+#
+# $$
+# \frac{\partial L}{\partial A} = \frac{\alpha}{r} \, B^\top \frac{\partial L}{\partial y} \, x^\top = 0,
+# \qquad
+# \frac{\partial L}{\partial B} = \frac{\alpha}{r} \, \frac{\partial L}{\partial y} \, (A x)^\top \ne 0,
+# $$
+#
+# the first because $B = 0$, the second because $A$ is random. So $B$ learns first, and $A$ follows
+# once $B$ is no longer zero. Swap the two ($A$ zero, $B$ random) and the output still starts
+# right, but the roles flip: $\partial L / \partial B$ contains $A x = 0$, and $\partial L / \partial A$
+# contains $B^\top \ne 0$, so the
 # random matrix is the one that does not move at first. That is not the scheme LoRA defines,
 # and the graders name it as a mistake.
 #
-# **The α/r scale.** The update is multiplied by `α/r`. The LoRA paper fixes `α` and varies `r`,
-# and reports that this scale spares re-tuning the learning rate for every rank; the graders
-# check the scale `α/r` exactly, because `r/α` is a common slip.
+# **The $\alpha/r$ scale.** The update is multiplied by $\alpha/r$. The LoRA paper fixes $\alpha$ and
+# varies $r$, and reports that this scale spares re-tuning the learning rate for every rank; the
+# graders check the scale $\alpha/r$ exactly, because $r/\alpha$ is a common slip.
 #
-# **Merging.** After training, `W' = W + (α/r) B A` is one ordinary matrix: the merged layer
+# **Merging.** After training, $W' = W + \frac{\alpha}{r} B A$ is one ordinary matrix: the merged layer
 # costs nothing extra at inference. The update can be subtracted again to get the base back.
 #
 # **4-bit base weights (QLoRA).** The frozen `W` is only read. QLoRA stores it in blocks of 64
 # numbers: one float `absmax` per block and, per number, the 4-bit index of the nearest of 16
 # fixed values (NF4) to `w / absmax`. NF4's 16 values are quantiles of a normal distribution
-# scaled to `[−1, 1]`, because pretrained weights look roughly normal.
+# scaled to `[−1, 1]`, because pretrained weights look roughly normal. With the code values
+# $q_0 < \dots < q_{15}$ and a block $w_1, \dots, w_{64}$:
 #
-# **Merging models.** A fine-tuned model minus its base is a *task vector* `τ = θ − θ_base`;
-# adding weighted task vectors to the base combines tasks (task arithmetic, Ilharco et al.
-# 2023). Spherical interpolation (`slerp`) between two weight tensors follows the arc
+# $$
+# m = \max_i |w_i|, \qquad
+# c_i = \mathop{\mathrm{arg\,min}}_{j \in \{0, \dots, 15\}} \left| \frac{w_i}{m} - q_j \right|, \qquad
+# \hat w_i = m \, q_{c_i}
+# $$
+#
+# (for $m > 0$; an all-zero block is stored as the value 0).
+#
+# **Merging models.** A fine-tuned model minus its base is a *task vector*
+# $\tau = \theta - \theta_{\text{base}}$; adding weighted task vectors to the base combines tasks
+# (task arithmetic, Ilharco et al. 2023). Spherical interpolation (`slerp`) between two weight tensors follows the arc
 # between them instead of the straight chord.
 
 # %% [markdown]
@@ -290,13 +309,25 @@ print(f"N(0, 0.02²) matrix: max error / absmax {err_q.max():.4f} (bound {half_g
 # %% [markdown]
 # ### 3.6 Merging models: `task_vector_merge`, `slerp`
 #
-# `task_vector_merge(base, finetuned, weights)` returns `base[k] + Σᵢ wᵢ (θᵢ[k] − base[k])` for
-# every floating-point entry, copies integer entries from `base`, and raises `ValueError` for
+# `task_vector_merge(base, finetuned, weights)` returns `base[k] + Σᵢ wᵢ (θᵢ[k] − base[k])`,
+#
+# $$
+# \theta_{\text{merged}} = \theta_{\text{base}} + \sum_{i} w_i \, (\theta_i - \theta_{\text{base}}),
+# $$
+#
+# for every floating-point entry, copies integer entries from `base`, and raises `ValueError` for
 # empty input, a wrong number of weights, or mismatched keys.
 #
-# `slerp(a, b, t)` computes `cos θ = ⟨a, b⟩ / (‖a‖ ‖b‖)` (clamped to `[−1, 1]`) and returns
-# `sin((1−t)θ)/sin θ · a + sin(tθ)/sin θ · b`, falling back to `(1−t)a + t b` when
-# `|cos θ| > 0.9995`, where `sin θ` is too close to 0 to divide by.
+# `slerp(a, b, t)` computes the angle $\theta$ between the two tensors (flattened) and returns
+#
+# $$
+# \operatorname{slerp}(a, b; t) = \frac{\sin\bigl((1 - t)\,\theta\bigr)}{\sin \theta} \, a + \frac{\sin(t\,\theta)}{\sin \theta} \, b,
+# \qquad
+# \cos \theta = \frac{\langle a, b \rangle}{\lVert a \rVert \, \lVert b \rVert}
+# $$
+#
+# (the cosine clamped to $[-1, 1]$), falling back to $(1 - t)\, a + t\, b$ when
+# $|\cos \theta| > 0.9995$, where $\sin \theta$ is too close to 0 to divide by.
 
 # %%
 #| include: lora.py::task_vector_merge,slerp
@@ -498,8 +529,9 @@ print(f"LoRA r=4 on the NF4 base:     accuracy {q['accuracy']:.1%}, task loss {q
 # %% [markdown]
 # ## 5. Summary
 #
-# * A LoRA layer is `W x + (α/r) B A x` with `W` frozen, `A` random and `B` zero: it starts as the
-#   pretrained layer, `B` gets the first gradient, and only `r·(in + out)` numbers train.
+# * A LoRA layer is $W x + \frac{\alpha}{r} B A x$ with $W$ frozen, $A$ random and $B$ zero: it starts as
+#   the pretrained layer, $B$ gets the first gradient, and only $r (d_{\text{in}} + d_{\text{out}})$
+#   numbers train.
 # * `apply_lora` wraps the named layers and must freeze everything else; `trainable_fraction`
 #   shows the result.
 # * Merging folds `(α/r) B A` into `W` (same outputs, no extra cost), and unmerging takes it out
