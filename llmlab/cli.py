@@ -192,6 +192,24 @@ def cmd_notebooks(args) -> int:
     return 0
 
 
+def cmd_book(args) -> int:
+    import time
+
+    from llmlab.book import nbgrade, site
+    from llmlab.course import paths
+    built = Path(args.dir) if args.dir else paths.root() / "build" / "notebooks"
+    start = time.monotonic()
+    try:
+        out, pages = site.build(built, Path(args.out) if args.out else None, edition=args.edition)
+    except (site.BookError, nbgrade.NbgraderError) as exc:
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        return 1
+    console.print(f"{args.edition} edition: {pages} pages in {out} ({time.monotonic() - start:.1f} s); "
+                  f"open {out / 'index.html'} in a browser, or serve the folder with "
+                  f"`python -m http.server -d {out}`", soft_wrap=True)
+    return 0
+
+
 def cmd_doctor(args) -> int:
     from llmlab.student import doctor
     return doctor.main(console)
@@ -265,12 +283,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="autograde: scores JSON (default build/notebooks/scores.json)")
     p.set_defaults(func=cmd_notebooks)
 
+    p = sub.add_parser("book", help="maintainers: the textbook as a static website, from the executed chapters")
+    p.add_argument("action", choices=["build"], help="build: render every executed chapter (`llmlab notebooks "
+                                                     "execute` ran them) into a static site")
+    p.add_argument("--out", help="output folder, replaced (default build/site; instructor: build/site-instructor)")
+    p.add_argument("--edition", choices=["public", "instructor"], default="public",
+                   help="public (default): exercises as the student sees them; instructor: with the solutions")
+    p.add_argument("--dir", help="built notebooks folder (default build/notebooks)")
+    p.set_defaults(func=cmd_book)
+
     p = sub.add_parser("doctor", help="check the environment and say how to fix each problem")
     p.set_defaults(func=cmd_doctor)
     return parser
 
 
-MAINTAINER_ONLY = {"sync", "fixtures", "mutants", "mutate", "contract", "release"}
+MAINTAINER_ONLY = {"sync", "fixtures", "mutants", "mutate", "contract", "release", "book"}
 NOTEBOOK_MAINTAINER_ONLY = {"build", "execute", "release", "autograde"}
 
 

@@ -98,24 +98,28 @@ def _definitions(path: Path) -> tuple[str, dict[str, str], list[str]]:
     return header, defs, order
 
 
-def _include(topic: topics.Topic, spec: str, used: dict[tuple[str, str], int]) -> str:
+def _include(topic: topics.Topic, spec: str, used: dict[tuple[str, str], int]) -> tuple[str, list[str]]:
+    """The cell's source, and the names of the included definitions that hold a solution
+    region (the units the student writes there)."""
     file, _, names = spec.partition("::")
     path = topic.solutions / file
     if not path.exists():
         raise ChapterError(f"{topic.slug}: include of {file}: no such file in solutions/{topic.slug}/")
     header, defs, order = _definitions(path)
     wanted = [n.strip() for n in names.split(",")] if names else ["header", *order]
-    parts = []
+    parts, units = [], []
     for name in wanted:
         if name == "header":
             parts.append(header.rstrip() + "\n")
         elif name in defs:
             parts.append(defs[name])
+            if any(line.strip() == BEGIN for line in defs[name].splitlines()):
+                units.append(name)
         else:
             raise ChapterError(f"{topic.slug}: {file} has no top-level definition {name!r} "
                                f"(it has: header, {', '.join(order)})")
         used[(file, name)] = used.get((file, name), 0) + 1
-    return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
+    return "\n\n".join(p.rstrip("\n") for p in parts) + "\n", units
 
 
 def _grade_cell(topic: topics.Topic, tests: list[str]) -> tuple[str, float]:
@@ -171,13 +175,15 @@ def build_chapter(slug: str, source: Path) -> nbformat.NotebookNode:
             continue
         first, _, rest = cell.source.partition("\n")
         if m := INCLUDE.match(first):
-            cell.source = _include(topic, m.group(1), used).rstrip("\n")
+            source, units = _include(topic, m.group(1), used)
+            cell.source = source.rstrip("\n")
             names = m.group(1).replace("::", "-").replace(",", "-").replace(".py", "")
             # A solution cell without BEGIN/END markers would be blanked whole by nbgrader;
             # given code (imports, helpers) is a read-only cell instead.
             has_region = any(line.strip() == BEGIN for line in cell.source.splitlines())
             cell.metadata["nbgrader"] = {"grade": False, "solution": has_region, "locked": not has_region,
                                          "grade_id": f"impl-{names}", "schema_version": 3}
+            cell.metadata["llmlab"] = {"file": m.group(1).partition("::")[0], "units": units}  # for the site
         elif m := GRADE.match(first):
             tests = m.group(1).split()
             cell.source, points = _grade_cell(topic, tests)

@@ -37,6 +37,14 @@ TITLES = {
     "23_policy_distillation": "On-policy distillation",
 }
 
+PARTS = {  # SYLLABUS.md's five parts: title -> the topic numbers in it
+    "Part 1 — Foundations": range(1, 6),
+    "Part 2 — Training": range(6, 15),
+    "Part 3 — Inference": range(15, 18),
+    "Part 4 — Frontiers": range(18, 21),
+    "Part 5 — Production": range(21, 24),
+}
+
 _NAME = re.compile(r"^(\d\d)_[a-z0-9_]+$")
 
 
@@ -51,6 +59,10 @@ class Topic:
     @property
     def title(self) -> str:
         return TITLES.get(self.slug, self.slug)
+
+    @property
+    def part(self) -> str:
+        return next(name for name, numbers in PARTS.items() if self.number in numbers)
 
     @property
     def solutions(self):
