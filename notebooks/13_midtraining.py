@@ -54,7 +54,7 @@
 #
 # **Annealing the mixture.** Pretraining samples from K sources with weights `p`. Toward the end
 # the mixture is moved to `q`, which up-weights the high-quality sources (curated text, code,
-# maths): the weights are `(1 − a)·p + a·q` with `a` rising from 0 to 1. Both ends are
+# maths): the weights are $(1 - a)\, p + a\, q$ with $a$ rising from 0 to 1. Both ends are
 # normalised distributions, so every intermediate mixture is one too: non-negative, summing to 1.
 #
 # **Replay against forgetting.** A network trained only on new data drifts away from what made
@@ -64,7 +64,14 @@
 # **Averaging weights.** Late in training the weights jitter around a good region because of
 # the noise of the batches. Averaging checkpoints (a *model soup*, or "checkpoint averaging") or
 # keeping an exponential moving average (EMA, Polyak averaging) cancels part of that noise:
-# `shadow ← β·shadow + (1 − β)·θ` after every step.
+# after every step, with the shadow weights $\bar\theta$ and the current weights $\theta$,
+#
+# $$
+# \bar\theta \leftarrow \beta \, \bar\theta + (1 - \beta)\, \theta .
+# $$
+#
+# A checkpoint average with weights $w_1, \dots, w_n$ is
+# $\bar\theta = \sum_i \frac{w_i}{\sum_j w_j} \, \theta_i$, parameter by parameter.
 
 # %% [markdown]
 # ## 2. Small calculations by hand
@@ -86,7 +93,8 @@
 # **Averaging and EMA.** Two checkpoints `w = (1, 2)` and `w = (5, 10)` with weights `(1, 3)` give
 # `0.25·(1, 2) + 0.75·(5, 10) = (4, 8)`. An EMA with `β = 0.5` that starts at `θ₀ = 0` and sees
 # the model held at `θ = 1` for 3 updates holds `0.5·(0.5·(0.5·0 + 0.5) + 0.5) + 0.5 = 0.875`,
-# which is `1 − β³`.
+# which is $1 - \beta^3$: after $n$ updates with $\theta$ held fixed,
+# $\bar\theta_n = \beta^n \bar\theta_0 + (1 - \beta^n)\, \theta$.
 
 # %%
 import math
@@ -121,7 +129,26 @@ print("EMA after 3 updates:", shadow_hand, " 1 - 0.5**3 =", 1 - 0.5 ** 3)
 # Warmup `max_lr·(step + 1)/warmup` for `step < warmup` (chapter 09's convention), `max_lr` on the
 # plateau, then with `d = step − (warmup + stable)` and `progress = d/decay` the cool-down shape
 # (`"linear"`, `"cosine"`, `"sqrt"` for 1 − sqrt), and `min_lr` from step `warmup + stable + decay`
-# on. Validate the arguments first (every `Raises` clause of the docstring).
+# on. With $W$ = `warmup`, $S$ = `stable`, $D$ = `decay` and $d = s - (W + S)$:
+#
+# $$
+# \eta(s) =
+# \begin{cases}
+# \eta_{\max} \, \dfrac{s + 1}{W}, & s < W, \\[1ex]
+# \eta_{\max}, & W \le s < W + S, \\[1ex]
+# \eta_{\max} - (\eta_{\max} - \eta_{\min}) \, g\!\left(\dfrac{d}{D}\right), & 0 \le d < D, \\[1ex]
+# \eta_{\min}, & d \ge D,
+# \end{cases}
+# \qquad
+# g(u) =
+# \begin{cases}
+# u & \text{linear}, \\
+# \tfrac{1}{2} (1 - \cos \pi u) & \text{cosine}, \\
+# \sqrt{u} & \text{1 − sqrt}.
+# \end{cases}
+# $$
+#
+# Every shape has $g(0) = 0$, so the cool-down starts at $\eta_{\max}$. Validate the arguments first (every `Raises` clause of the docstring).
 
 # %%
 #| include: midtraining.py::wsd_schedule
@@ -138,7 +165,18 @@ print("1 - sqrt at step 11:", round(wsd_schedule(11, 1.0, 0.1, 4, 6, 5, "sqrt"),
 # ### 3.2 `rewarm_schedule`
 #
 # Note the different warmup convention: the climb starts *at* `start_lr` (step 0), so the new
-# run continues exactly where the old one stopped, and reaches `max_lr` at step `rewarm`.
+# run continues exactly where the old one stopped, and reaches `max_lr` at step `rewarm`. With
+# $\eta_0$ = `start_lr`, $R$ = `rewarm` and $T$ = `total`:
+#
+# $$
+# \eta(s) =
+# \begin{cases}
+# \eta_0 + (\eta_{\max} - \eta_0) \, \dfrac{s}{R}, & s < R, \\[1ex]
+# \eta_{\min} + \dfrac{1}{2} (\eta_{\max} - \eta_{\min}) \left( 1 + \cos\!\left( \pi \, \dfrac{s - R}{T - R} \right) \right), & R \le s < T, \\[1ex]
+# \eta_{\min}, & s \ge T.
+# \end{cases}
+# $$
+#
 
 # %%
 #| include: midtraining.py::rewarm_schedule
@@ -155,7 +193,15 @@ print("matches the hand values:", all(abs(rewarm_schedule(s, 0.1, 1.0, 0.0, 3, 7
 # ### 3.3 `mixture_schedule`
 #
 # Normalise both mixtures, compute `a` (0 before the anneal, a linear ramp during it, 1 after),
-# and return `(1 − a)·p + a·q` as a list of Python floats.
+# and return `(1 − a)·p + a·q` as a list of Python floats. With $s_0$ = `anneal_start` and
+# $n$ = `anneal_steps` $> 0$:
+#
+# $$
+# a(s) = \min\!\left(1, \max\!\left(0, \frac{s - s_0}{n}\right)\right),
+# \qquad
+# \text{mixture}(s) = \bigl(1 - a(s)\bigr)\, p + a(s)\, q .
+# $$
+#
 
 # %%
 #| include: midtraining.py::mixture_schedule

@@ -38,39 +38,52 @@
 #
 # **Preferences become a reward.** People find it easier to say which of two answers is
 # better than to give an answer a score. The Bradley–Terry model turns scores into such
-# choices: if a reward model gives the answers rewards `r_c` and `r_r`, the chosen one wins
-# with probability `σ(r_c − r_r)`. Maximising the likelihood of the observed choices,
-# `−log σ(r_c − r_r)` averaged over pairs, trains the reward model. Only differences of rewards
-# matter, so a constant added to every reward changes nothing.
+# choices: if a reward model gives the answers rewards $r_c$ and $r_r$, the chosen one wins
+# with probability $\sigma(r_c - r_r)$. Maximising the likelihood of the observed choices,
+# $-\log \sigma(r_c - r_r)$ averaged over the $B$ pairs, trains the reward model:
+#
+# $$
+# \mathcal{L}_{\text{BT}} = -\frac{1}{B} \sum_{b=1}^{B} \log \sigma\bigl( r_{c,b} - r_{r,b} \bigr),
+# \qquad \sigma(z) = \frac{1}{1 + e^{-z}} .
+# $$
+#
+# Only differences of rewards matter, so a constant added to every reward changes nothing.
 #
 # **A reward for a whole sequence.** A reward model is a language model whose head outputs
 # one number per position instead of `V` logits. Because the model is causal, the hidden
 # state at the *last real token* has read the whole sequence; that is where the reward is
 # read. With right padding the pad tokens come after it and cannot influence it.
 #
-# **The policy's view: log-probabilities of responses.** Every method below needs
-# `log π(response ∣ prompt) = Σ_t log π(token_t ∣ tokens before t)` over the response tokens.
-# The logits at position `t − 1` predict the token at position `t`, so the scores are read one
+# **The policy's view: log-probabilities of responses.** Every method below needs, for a
+# sequence $s_0, \dots, s_{T-1}$ whose response tokens sit at the positions $\mathcal{R}$,
+#
+# $$
+# \log \pi(\text{response} \mid \text{prompt}) = \sum_{t \in \mathcal{R}} \log \pi(s_t \mid s_0, \dots, s_{t-1}) .
+# $$
+#
+# The logits at position $t - 1$ predict the token at position $t$, so the scores are read one
 # position *before* each token; prompt tokens are given, not generated, and padding is not
 # text: neither counts.
 #
 # **PPO** maximises the reward of sampled responses, one token per "step". The *advantage* of
 # a step says how much better it went than the value model expected; GAE blends one-step and
-# many-step estimates with `λ`. The policy's update is limited: the probability ratio
-# `π_new / π_old` of each token is clipped to `[1 − ε, 1 + ε]`, and the objective takes the
-# *smaller* (pessimistic) of the clipped and unclipped terms, so once a token's ratio has moved
+# many-step estimates with $\lambda$. The policy's update is limited: the probability ratio
+# $\rho_t = \pi_{\text{new}} / \pi_{\text{old}}$ of each token is clipped to $[1 - \epsilon, 1 + \epsilon]$,
+# and the objective takes the *smaller* (pessimistic) of the clipped and unclipped terms, so once a token's ratio has moved
 # far enough in the helpful direction it stops contributing gradient. A KL penalty towards a
 # frozen reference model keeps the policy from drifting into text the reward model was never
 # trained on.
 #
-# **DPO** notices that the optimal policy of "reward minus β·KL" is `π* ∝ π_ref · exp(r / β)`,
-# so `r = β · log(π*/π_ref)` plus a constant that cancels in Bradley–Terry. Putting that
+# **DPO** notices that the optimal policy of "reward minus $\beta \cdot \mathrm{KL}$" is
+# $\pi^*(y \mid x) \propto \pi_{\text{ref}}(y \mid x) \exp\bigl(r(x, y) / \beta\bigr)$, so
+# $r(x, y) = \beta \log \frac{\pi^*(y \mid x)}{\pi_{\text{ref}}(y \mid x)} + \beta \log Z(x)$, where the
+# normaliser $Z(x)$ depends only on the prompt and cancels in Bradley–Terry. Putting that
 # implicit reward into the Bradley–Terry loss gives a loss on preference pairs with no reward
 # model and no sampling.
 #
 # **GRPO** drops the value model: for each prompt it samples a *group* of responses, scores
-# them, and uses each reward's standing within its group, `(r − mean) / std`, as the advantage
-# of every token of that response. With a reward a program can check (is the answer right?)
+# them, and uses each reward's standing within its group, $(r - \text{mean}) / \text{std}$, as the
+# advantage of every token of that response. With a reward a program can check (is the answer right?)
 # there is no reward model to fool.
 
 # %% [markdown]
@@ -130,7 +143,7 @@ print("GRPO group [1, 0, 0, 1]:", [round((r - 0.5) / std, 4) for r in [1, 0, 0, 
 # ### 3.1 The Bradley–Terry loss
 #
 # `bradley_terry_loss(r_chosen, r_rejected)` takes two `(B,)` tensors and returns
-# `mean(−log σ(r_c − r_r))` as a 0-d tensor. Write it with `F.logsigmoid` (or `softplus`):
+# `mean(−log σ(r_c − r_r))`, the $\mathcal{L}_{\text{BT}}$ of section 1, as a 0-d tensor. Write it with `F.logsigmoid` (or `softplus`):
 # `torch.log(torch.sigmoid(z))` underflows to `log 0 = −inf` once `z` is below about −100 in
 # float32. Raise `ValueError` for shapes that differ or are not `(B,)` with `B ≥ 1`.
 
@@ -203,6 +216,16 @@ print(per_tok)
 # `gae(rewards, values, dones, gamma, lam)` runs the recursion of section 2 from the last step
 # back, with `notdone_t = 1 − dones_t` cutting both the bootstrap value and the accumulated
 # advantage at an episode end. `values` has one more step than `rewards` (the bootstrap value).
+# For steps $t = T - 1, \dots, 0$, with $d_t$ the done flag and $A_T = 0$:
+#
+# $$
+# \delta_t = r_t + \gamma \, (1 - d_t) \, V_{t+1} - V_t,
+# \qquad
+# A_t = \delta_t + \gamma \lambda \, (1 - d_t) \, A_{t+1},
+# \qquad
+# R_t = A_t + V_t .
+# $$
+#
 # Advantages and returns are *targets*: detach them.
 
 # %%
@@ -223,8 +246,20 @@ print("advantages", adv_demo.tolist(), "(by hand [-2, 1, 1]); returns", ret_demo
 # kept tokens of the batch at once (a per-token mean: a mean of per-sequence means would give
 # the tokens of short responses more weight). `_masked_mean` is a given helper.
 # `clipped_value_loss` is `½·max((v − R)², (v_clip − R)²)` with
-# `v_clip = v_old + clip(v − v_old, −ε, ε)`. In both, only the current policy's or value's
-# output carries gradient.
+# `v_clip = v_old + clip(v − v_old, −ε, ε)`. Over the set $\mathcal{T}$ of kept tokens:
+#
+# $$
+# \begin{aligned}
+# \rho_t &= \exp\bigl( \log \pi_{\text{new}}(a_t) - \log \pi_{\text{old}}(a_t) \bigr), \\
+# \mathcal{L}_{\text{policy}} &= -\frac{1}{|\mathcal{T}|} \sum_{t \in \mathcal{T}}
+#   \min\bigl( \rho_t A_t, \ \operatorname{clip}(\rho_t, 1 - \epsilon, 1 + \epsilon)\, A_t \bigr), \\
+# \mathcal{L}_{\text{value}} &= \frac{1}{|\mathcal{T}|} \sum_{t \in \mathcal{T}}
+#   \frac{1}{2} \max\bigl( (v_t - R_t)^2, \ (v^{\text{clip}}_t - R_t)^2 \bigr),
+# \qquad v^{\text{clip}}_t = v^{\text{old}}_t + \operatorname{clip}(v_t - v^{\text{old}}_t, -\epsilon, \epsilon) .
+# \end{aligned}
+# $$
+#
+# In both, only the current policy's or value's output carries gradient.
 
 # %%
 #| include: rlhf.py::_masked_mean,ppo_policy_loss,clipped_value_loss
@@ -243,7 +278,16 @@ print("gradient w.r.t. logp_new:", [round(g, 4) for g in new_demo.grad.tolist()]
 # ### 3.6 KL estimators
 #
 # From tokens sampled by π, with `log_r = log π_ref − log π`: `k1 = −log_r`, `k2 = ½·log_r²`,
-# `k3 = e^{log_r} − 1 − log_r`. The cell below checks the claim "k1 and k3 are unbiased"
+# `k3 = e^{log_r} − 1 − log_r`. That is, for $x \sim \pi$ and $r(x) = \pi_{\text{ref}}(x) / \pi(x)$,
+#
+# $$
+# k_1 = -\log r, \qquad k_2 = \tfrac{1}{2} (\log r)^2, \qquad k_3 = r - 1 - \log r,
+# \qquad
+# \mathrm{KL}(\pi \,\Vert\, \pi_{\text{ref}}) = \mathbb{E}_{x \sim \pi}\bigl[ -\log r(x) \bigr] .
+# $$
+#
+# Since $\mathbb{E}_{x \sim \pi}[r(x)] = 1$, $k_3$ has the same mean as $k_1$, and $k_3 \ge 0$ because
+# $\log r \le r - 1$. The cell below checks the claim "k1 and k3 are unbiased"
 # exactly on a distribution over five tokens: `Σ_x π(x)·k(x)` against `KL(π ‖ π_ref)`.
 
 # %%
@@ -265,8 +309,16 @@ for kind in ("k1", "k2", "k3"):
 # %% [markdown]
 # ### 3.7 DPO
 #
-# `dpo_loss` is the Bradley–Terry loss of the implicit rewards `β·(log π − log π_ref)`. The
-# reference is frozen (detach its log-probs); a larger β keeps the policy closer to it.
+# `dpo_loss` is the Bradley–Terry loss of the implicit rewards `β·(log π − log π_ref)`:
+# for pairs of a chosen response $y_c$ and a rejected one $y_r$ to the prompt $x$,
+#
+# $$
+# \mathcal{L}_{\text{DPO}} = -\frac{1}{B} \sum_{b=1}^{B} \log \sigma\!\left( \beta \left[
+#   \log \frac{\pi_\theta(y_c \mid x)}{\pi_{\text{ref}}(y_c \mid x)}
+#   - \log \frac{\pi_\theta(y_r \mid x)}{\pi_{\text{ref}}(y_r \mid x)} \right] \right) .
+# $$
+#
+# The reference is frozen (detach its log-probs); a larger β keeps the policy closer to it.
 
 # %%
 #| include: rlhf.py::dpo_loss
@@ -286,7 +338,16 @@ print(f"loss {loss.item():.4f} (by hand 0.4741); d/dπ_chosen {pc_demo.grad.item
 # ### 3.8 GRPO
 #
 # `grpo_advantages(rewards, group_size)` normalises each consecutive group of `group_size`
-# rewards by its own mean and sample standard deviation. `grpo_step` puts the pieces together:
+# rewards by its own mean and sample standard deviation: for the $G$ rewards $r_1, \dots, r_G$ of
+# one group,
+#
+# $$
+# A_i = \frac{r_i - \bar r}{s + \varepsilon},
+# \qquad \bar r = \frac{1}{G} \sum_{j=1}^{G} r_j,
+# \qquad s = \sqrt{\frac{1}{G - 1} \sum_{j=1}^{G} (r_j - \bar r)^2},
+# $$
+#
+# with $\varepsilon = 10^{-6}$, so a group of equal rewards gets advantages 0. `grpo_step` puts the pieces together:
 # sample `G` responses per prompt with the given `sample_responses`, score them with a reward
 # function, turn the rewards into advantages, and take `epochs` clipped-surrogate steps on the
 # response tokens against the log-probs of the sampling policy. The task below is
@@ -385,7 +446,7 @@ print(f"greedy reward {count_up_reward(greedy).mean().item():.3f}")
 # * A reward model is a language model with a scalar head read at the last real token; the
 #   Bradley–Terry loss `−log σ(r_c − r_r)` trains it from pairs.
 # * `log π(response ∣ prompt)` sums the shifted scores of the response tokens only.
-# * GAE: `δ_t = r_t + γ·V_{t+1}·(1 − done_t) − V_t`, `A_t = δ_t + γλ·(1 − done_t)·A_{t+1}`.
+# * GAE: $\delta_t = r_t + \gamma V_{t+1} (1 - d_t) - V_t$, $A_t = \delta_t + \gamma\lambda (1 - d_t) A_{t+1}$.
 # * PPO's clipped surrogate takes the pessimistic term; where the clip is active the token
 #   gives no gradient. The per-token mean avoids a length bias.
 # * k1 and k3 estimate KL(π ‖ π_ref) without bias; k3 is never negative.
