@@ -45,12 +45,19 @@
 # *Beam search* keeps the `width` best partial sequences at every step and so looks a little
 # further. Longer sequences have more terms in their log-probability sum, each negative, so
 # comparing finished sequences of different lengths by the raw sum favours short ones; a
-# *length penalty* divides the sum by `n ** α`.
+# *length penalty* divides the sum by $n^\alpha$. A finished hypothesis $y_1, \dots, y_n$ (the
+# generated tokens after the prompt $x$) is scored by
+#
+# $$
+# \operatorname{score}(y) = \frac{1}{n^{\alpha}} \sum_{t=1}^{n} \log p(y_t \mid x, y_1, \dots, y_{t-1}) .
+# $$
+#
 #
 # **The most likely text is dull.** For open-ended text, the highest-probability
 # continuation repeats itself and says little. *Sampling* draws the next token from the
-# distribution instead. The *temperature* `T` divides the logits: `T < 1` sharpens the
-# distribution towards greedy, `T > 1` flattens it. The tail of the distribution — thousands
+# distribution instead. The *temperature* $T$ divides the logits $z$,
+# $p_i = e^{z_i / T} / \sum_j e^{z_j / T}$: $T < 1$ sharpens the distribution towards greedy,
+# $T > 1$ flattens it. The tail of the distribution — thousands
 # of individually unlikely tokens in a real vocabulary — holds a lot of mass together, and one
 # draw from it can derail a sentence; *filters* cut it off: top-k keeps the k best tokens,
 # top-p (nucleus) keeps the smallest set of best tokens whose mass reaches p, min-p keeps the
@@ -133,7 +140,19 @@ print(greedy(torch.tensor([[0.5, 2.0, 2.0], [NEG_INF, -1.0, -3.0]])))
 # unchanged (so gradients reach the kept ones). Top-k keeps every logit ≥ the k-th largest
 # (ties with it are all kept). Top-p sorts the probabilities in descending order — ties by
 # ascending id, a *stable* sort — and keeps a token when the mass ranked before it is still
-# below p. Min-p keeps the tokens with probability ≥ `min_p · max prob`.
+# below p. Min-p keeps the tokens with probability ≥ `min_p · max prob`. With the logits
+# $z_1, \dots, z_V$, their softmax $p$, $z_{(k)}$ the $k$-th largest logit and
+# $p_{(1)} \ge p_{(2)} \ge \dots \ge p_{(V)}$ the sorted probabilities, the kept tokens are
+#
+# $$
+# \begin{aligned}
+# \text{top-}k&: && z_i \ge z_{(k)}, \\
+# \text{top-}p&: && \text{the token of rank } r \text{ with } \textstyle\sum_{j < r} p_{(j)} < p, \\
+# \text{min-}p&: && p_i \ge p_{\min} \cdot \max_j p_j ,
+# \end{aligned}
+# $$
+#
+# with $p_{\min}$ = `min_p`.
 
 # %%
 #| include: generation.py::top_k_filter,top_p_filter,min_p_filter
@@ -153,6 +172,17 @@ print("min-p 0.3 :", min_p_filter(by_hand, 0.3).exp().tolist(), "(0.15 ≥ 0.3 �
 #
 # For every id that occurs in a row's context (once is enough; the penalty is applied once
 # per id): a negative logit is multiplied by the penalty, a non-negative one divided by it.
+# With the penalty $\theta$ and a seen id $i$,
+#
+# $$
+# z_i' =
+# \begin{cases}
+# \theta \, z_i, & z_i < 0, \\
+# z_i / \theta, & z_i \ge 0,
+# \end{cases}
+# $$
+#
+# and unseen ids keep their logits.
 # `context_mask` says which context entries are real tokens (padding is not context).
 
 # %%
@@ -216,7 +246,8 @@ print(repr(codec.decode(generate(llama, prompt_demo, 40, temperature=0.0, stop_s
 # Every live hypothesis is extended by every token; the `width` candidates with the largest
 # summed log-probability survive, over all hypotheses together. A candidate ending in eos is
 # finished and no longer extended. At the end the finished hypotheses are compared by
-# `sum / n ** length_penalty`, `n` the number of generated tokens. With `width ≥ V ** max_new`
+# `sum / n ** length_penalty`, $n$ the number of generated tokens: the score of section 1 with
+# $\alpha$ = `length_penalty`. With `width ≥ V ** max_new`
 # nothing is ever dropped, so the grader can check the result against brute-force
 # enumeration of every continuation on a tiny model.
 
@@ -305,7 +336,8 @@ print(apply_chat_template([{"role": "system", "content": "Answer briefly."},
 # * **likelihood**: the mean log-probability per generated character under the model itself
 #   at temperature 1 with no filter (higher: text the model finds more typical);
 # * **diversity**: distinct-2, the number of distinct word bigrams divided by the number of
-#   word bigrams, over all 16 samples pooled (1: no bigram repeated).
+#   word bigrams, over all 16 samples pooled (1: no bigram repeated),
+#   $\text{distinct-2} = \#\,\text{distinct bigrams} \,/\, \#\,\text{bigrams}$.
 
 # %%
 import time
@@ -403,7 +435,7 @@ print(f"greedy ranks {rank_lp} of {len(results)} by likelihood and {rank_d2} of 
 # ## 5. Summary
 #
 # * Greedy takes the argmax; beam search keeps `width` hypotheses and compares finished ones
-#   by `Σ log p / n^α`. With an unlimited width it is exhaustive.
+#   by $\sum_t \log p / n^{\alpha}$. With an unlimited width it is exhaustive.
 # * Sampling: temperature, then top-k, then top-p on the renormalised top-k distribution, then
 #   min-p, then softmax. Top-p keeps the token that crosses p.
 # * CTRL's repetition penalty multiplies negative logits and divides positive ones.

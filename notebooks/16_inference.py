@@ -48,19 +48,41 @@
 # position `t`, not at 0.
 #
 # **Attention's memory is the (T, T) matrix.** Written naively, attention materialises the
-# scores `S = q·kᵀ / √D` of every query against every key: `T²` numbers per head. FlashAttention
-# never stores them: it walks over tiles of keys and keeps, per query, only three running
-# quantities — the largest score seen so far `m`, the sum `l = Σ exp(s − m)` and the output
-# `acc = Σ exp(s − m)·v`. When a new tile raises the maximum from `m` to `m'`, the old sums
-# were computed relative to the wrong maximum; multiplying them by `exp(m − m')` puts them on
-# the new one. At the end `out = acc / l` and `lse = m + log l`, the log-sum-exp of the row.
-# The backward pass needs the softmax probabilities `P`; instead of saving the `(T, T)` matrix,
-# it recomputes each tile of `P = exp(S − lse)` from `q`, `k` and the saved `lse`.
+# scores $S = q k^\top / \sqrt{D}$ of every query against every key: $T^2$ numbers per head.
+# FlashAttention never stores them: it walks over tiles of keys and keeps, per query, only three
+# running quantities — the largest score seen so far $m$, the sum $l = \sum_j e^{s_j - m}$ and the
+# output $\mathrm{acc} = \sum_j e^{s_j - m} v_j$, both over the keys seen so far. When a new tile
+# $\mathcal{J}$ raises the maximum from $m$ to $m'$, the old sums were computed relative to the
+# wrong maximum; multiplying them by $e^{m - m'}$ puts them on the new one:
+#
+# $$
+# m' = \max\bigl(m, \max_{j \in \mathcal{J}} s_j\bigr),
+# \qquad
+# l' = e^{m - m'}\, l + \sum_{j \in \mathcal{J}} e^{s_j - m'},
+# \qquad
+# \mathrm{acc}' = e^{m - m'}\, \mathrm{acc} + \sum_{j \in \mathcal{J}} e^{s_j - m'}\, v_j ,
+# $$
+#
+# starting from $m = -\infty$, $l = 0$, $\mathrm{acc} = 0$. At the end
+# $\mathrm{out} = \mathrm{acc} / l$ and $\mathrm{lse} = m + \log l$, the log-sum-exp of the row.
+# The backward pass needs the softmax probabilities $P$; instead of saving the `(T, T)` matrix,
+# it recomputes each tile of $P = \exp(S - \mathrm{lse})$ from $q$, $k$ and the saved lse.
 #
 # **Weights in fewer bits.** A weight matrix in float32 takes 4 bytes per number. Symmetric
-# *absmax* quantisation maps a group of numbers to integers in `[−q_max, q_max]` with one
-# float scale `absmax / q_max`: 8 bits (`q_max = 127`) or 4 bits (`q_max = 7`). Rounding makes
-# an error of at most half a step, `scale / 2`; one outlier inflates the scale of its whole
+# *absmax* quantisation maps a group of numbers to integers in $[-q_{\max}, q_{\max}]$ with one
+# float scale $\mathrm{absmax} / q_{\max}$: 8 bits ($q_{\max} = 127$) or 4 bits ($q_{\max} = 7$).
+# For a group $g$ and $b$ bits:
+#
+# $$
+# q_{\max} = 2^{b-1} - 1, \qquad
+# s = \frac{\max_{i \in g} |x_i|}{q_{\max}}, \qquad
+# q_i = \operatorname{round}\!\left(\frac{x_i}{s}\right), \qquad
+# \hat x_i = s\, q_i .
+# $$
+#
+# The zero point is 0 (the scheme is symmetric: $x = 0$ is stored as $q = 0$), and $\hat x$ is
+# what dequantisation returns. Rounding makes an error of at most half a step,
+# $|x_i - \hat x_i| \le s / 2$; one outlier inflates the scale of its whole
 # group, so smaller groups (more scales) give smaller errors.
 #
 # **Memory in pages.** A server holds the KV caches of many sequences whose final lengths it
@@ -75,8 +97,8 @@
 #
 # ### 2.1 The size of a KV cache
 #
-# Per token and layer the cache holds a key and a value for each kv head: `2 · H_kv · D`
-# numbers. The given tiny LLaMA has `L = 2` layers, `H_kv = 2` kv heads of size `D = 16`:
+# Per token and layer the cache holds a key and a value for each kv head: $2 H_{kv} D$
+# numbers, so $2 L H_{kv} D$ per token for $L$ layers. The given tiny LLaMA has `L = 2` layers, `H_kv = 2` kv heads of size `D = 16`:
 # `2 · 2 · 2 · 16 = 128` float32 numbers, 512 bytes per token, 32,768 bytes for its 64
 # positions. A 7-billion-parameter LLaMA-2 (`L = 32`, `H_kv = 32`, `D = 128`, 2-byte numbers)
 # needs `2 · 32 · 32 · 128 · 2 = 524,288` bytes — half a megabyte — per token: 2 GiB for one
@@ -237,9 +259,22 @@ print("out", out_demo.flatten().tolist(), "lse", round(lse_demo.item(), 5), "= l
 # Autograd through `flash_attention` would store every tile's intermediate tensors — as much
 # memory as the naive matrix. The `autograd.Function` saves only `q, k, v, out, lse` and, in
 # `backward`, recomputes each tile of probabilities `P = exp(S − lse)`. With
-# `δ_i = Σ_d dout_id · out_id` (the row sums of `dout ⊙ out`):
-# `dv = Pᵀ·dout`, `dP = dout·vᵀ`, `dS = P ⊙ (dP − δ + dlse)`, `dq = dS·k / √D`, `dk = dSᵀ·q / √D`.
-# The `dlse` term is there because `lse` is an output too: `∂ lse_i / ∂ s_ij = P_ij`.
+# `δ_i = Σ_d dout_id · out_id` (the row sums of `dout ⊙ out`), written $\delta_i$, and the
+# incoming gradients $dO$ of the output and $d\ell$ of the lse:
+#
+# $$
+# \begin{aligned}
+# P &= \exp\bigl(S - \mathrm{lse}\,\mathbf{1}^\top\bigr), &
+# \delta_i &= \sum_{d} dO_{id}\, O_{id}, \\
+# dV &= P^\top dO, &
+# dP &= dO\, V^\top, \\
+# dS_{ij} &= P_{ij} \bigl( dP_{ij} - \delta_i + d\ell_i \bigr), &
+# dQ &= \frac{dS\, K}{\sqrt{D}}, \quad dK = \frac{dS^\top Q}{\sqrt{D}} .
+# \end{aligned}
+# $$
+#
+# The $d\ell$ term is there because `lse` is an output too:
+# $\partial\, \mathrm{lse}_i / \partial s_{ij} = P_{ij}$.
 # `flash_attention_with_grad` (given) calls `FlashAttention.apply` with the usual signature.
 
 # %%
@@ -251,8 +286,8 @@ print("out", out_demo.flatten().tolist(), "lse", round(lse_demo.item(), 5), "= l
 # %% [markdown]
 # ### 3.5 `quantize_absmax` and `dequantize_absmax`
 #
-# `q_max = 2^(bits−1) − 1`; the scale of a group is its largest |x| divided by `q_max` (a group
-# of zeros gets scale 0); `q = round(x / scale)` with ties to even, stored as int8. Groups are
+# $q_{\max} = 2^{b-1} - 1$ for $b$ = `bits`; the scale of a group is its largest $|x|$ divided by
+# $q_{\max}$ (a group of zeros gets scale 0); `q = round(x / scale)` with ties to even, stored as int8. Groups are
 # contiguous runs of `group_size` elements along the last axis, each with its own scale.
 
 # %%
@@ -449,7 +484,8 @@ plt.show()
 # We replace every `nn.Linear` weight of the trained tiny LLaMA (attention and MLP projections
 # and the LM head; the embedding and norms stay float32) by its quantised-and-dequantised
 # version and measure the validation loss of the course corpus with `evaluate_lm`. The cost in
-# memory of a scheme is `bits + 32 / group_size` bits per weight (a float32 scale per group).
+# memory of a scheme is $b + 32 / G$ bits per weight for $b$ bits and groups of $G$ (a float32
+# scale per group).
 
 # %%
 import copy

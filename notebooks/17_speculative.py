@@ -34,38 +34,63 @@
 # %% [markdown]
 # ## 1. Intuition
 #
-# **Guess, then check in parallel.** Suppose the draft proposes `x_1 … x_k` after the text so
-# far. One call of the target on the text plus the proposals returns its next-token
-# distributions `p_1 … p_{k+1}` at every one of those positions — causal attention means the
-# distribution at position `i` only looks at the text before it, which is exactly the
-# distribution the target would have used had it generated `x_1 … x_{i−1}` itself.
+# **Guess, then check in parallel.** Suppose the draft proposes $x_1, \dots, x_k$ after the text
+# so far. One call of the target on the text plus the proposals returns its next-token
+# distributions $p_1, \dots, p_{k+1}$ at every one of those positions — causal attention means the
+# distribution at position $i$ only looks at the text before it, which is exactly the
+# distribution the target would have used had it generated $x_1, \dots, x_{i-1}$ itself.
 #
-# **Accepting a guess without changing the distribution.** Say the draft drew `x` from `q` and the
-# target wants `p`. Accept `x` with probability `min(1, p(x)/q(x))`. Tokens the draft proposes
-# *too rarely* (`q(x) < p(x)`) are always accepted; tokens it proposes *too often* are accepted
-# only part of the time. After acceptance the probability of emitting `x` is `min(p(x), q(x))`:
-# short of `p(x)` exactly by `max(0, p(x) − q(x))`. So on a rejection we draw from the residual
-# `normalise(max(0, p − q))`, which puts back the missing mass and nothing else:
+# **Accepting a guess without changing the distribution.** Say the draft drew $x$ from $q$ and the
+# target wants $p$. Accept $x$ with probability
 #
-# `P(emit x) = min(p(x), q(x)) + (1 − α) · max(0, p(x) − q(x)) / (1 − α) = p(x)`,
+# $$
+# \Pr[\text{accept } x] = \min\!\left(1, \frac{p(x)}{q(x)}\right).
+# $$
 #
-# because the residual's mass `Σ max(0, p − q)` equals the rejection probability `1 − α`, with
-# `α = Σ min(p, q)`. Resampling from `p` itself instead of the residual would count the
+# Tokens the draft proposes *too rarely* ($q(x) < p(x)$) are always accepted; tokens it proposes
+# *too often* are accepted only part of the time. After acceptance the probability of emitting
+# $x$ is $q(x) \min(1, p(x)/q(x)) = \min(p(x), q(x))$: short of $p(x)$ exactly by
+# $\max(0, p(x) - q(x))$. So on a rejection we draw from the residual `normalise(max(0, p − q))`,
+#
+# $$
+# p_{\text{res}}(x) = \frac{\max\bigl(0,\, p(x) - q(x)\bigr)}{\sum_{y} \max\bigl(0,\, p(y) - q(y)\bigr)},
+# $$
+#
+# which puts back the missing mass and nothing else:
+#
+# $$
+# \Pr[\text{emit } x] = \min\bigl(p(x), q(x)\bigr) + (1 - \alpha) \, \frac{\max\bigl(0,\, p(x) - q(x)\bigr)}{1 - \alpha} = p(x),
+# $$
+#
+# because the residual's mass $\sum_y \max(0, p(y) - q(y))$ equals the rejection probability
+# $1 - \alpha$, with
+#
+# $$
+# \alpha = \sum_{x} \min\bigl(p(x), q(x)\bigr) = 1 - \tfrac{1}{2} \sum_{x} \bigl|p(x) - q(x)\bigr| = 1 - \mathrm{TV}(p, q) .
+# $$
+#
+# (Since $\min(p, q) + \max(0, p - q) = p$, the two masses add up to $\sum_x p(x) = 1$.) Resampling from `p` itself instead of the residual would count the
 # accepted mass twice — the classic mistake.
 #
 # **The bonus token.** If all `k` guesses are accepted, the target's call already holds the
 # distribution `p_{k+1}` after them: sampling from it is free. So every target call emits
 # between 1 and `k + 1` tokens, never zero.
 #
-# **Greedy.** At temperature 0 both distributions are one-hot; `min(1, p/q)` is 1 when the
+# **Greedy.** At temperature 0 both distributions are one-hot; $\min(1, p/q)$ is 1 when the
 # two argmaxes agree and 0 otherwise, and the residual is the target's argmax. The rule
 # becomes "keep the leading drafts equal to the target's choice, then add the target's
 # choice" — and the output is the target's greedy text, token for token.
 #
-# **How much it saves.** If each guess is accepted independently with probability `α`, a
-# round emits the accepted prefix plus one token: `E = 1 + α + α² + … + α^k = (1 − α^(k+1))/(1 − α)`
-# tokens per target call. More guesses help less and less once `α^k` is small; and each guess
-# costs one draft call.
+# **How much it saves.** If each guess is accepted independently with probability $\alpha$, a
+# round emits the accepted prefix plus one token:
+#
+# $$
+# \mathbb{E}[\text{tokens per target call}] = 1 + \alpha + \alpha^2 + \dots + \alpha^k = \frac{1 - \alpha^{k+1}}{1 - \alpha}
+# \qquad (\alpha < 1),
+# $$
+#
+# and $k + 1$ at $\alpha = 1$. More guesses help less and less once $\alpha^k$ is small; and each
+# guess costs one draft call.
 
 # %% [markdown]
 # ## 2. A calculation by hand
@@ -106,8 +131,9 @@ print("E[tokens per call], alpha 0.7, k 3:", round(sum(0.7 ** i for i in range(4
 # %% [markdown]
 # ### 3.1 The acceptance rate and the residual
 #
-# `acceptance_rate(p, q)` returns `Σ min(p, q)` over the last axis, for any leading shape.
-# `residual_distribution(p, q)` returns `max(0, p − q)` divided by its sum over the last axis;
+# `acceptance_rate(p, q)` returns `Σ min(p, q)` over the last axis (the $\alpha$ of section 1),
+# for any leading shape. `residual_distribution(p, q)` returns `max(0, p − q)` divided by its sum
+# over the last axis (the $p_{\text{res}}$ of section 1);
 # a row whose residual mass is exactly 0 (`p = q`, where no rejection can happen) returns `p`,
 # so there is never a division by zero. Both keep the inputs' dtype and are differentiable
 # (α is also a training objective for drafts: maximising it is minimising the total-variation
@@ -316,8 +342,10 @@ plt.show()
 # **What did it cost?** On a CPU with models this small, per-call overheads may make the draft
 # little cheaper than the target, so wall-clock time is not the point here; the quantity that
 # transfers to large models is the number of target calls. We time one call of each model on a 56-token
-# context and compute the cost model `time per token ∝ (k·c + 1) / E[tokens per call]`, with
-# `c` the measured draft/target cost ratio: speculative decoding pays off when that is below 1.
+# context and compute the cost model
+# $\text{time per token} \propto (k c + 1) / \mathbb{E}[\text{tokens per call}]$, with $c$ the measured
+# draft/target cost ratio: relative to plain decoding (one target call per token), speculative
+# decoding pays off when that is below 1.
 
 # %%
 ctx = val_ids[:56][None]
@@ -356,7 +384,7 @@ print(f"with c = 0.05 the cheapest k among {KS} is k = {best_k}")
 # * At temperature 0 the rule keeps the leading drafts equal to the target's argmax, and the
 #   output equals the target's greedy text.
 # * One target call per round; each round emits 1 to `k + 1` tokens; with i.i.d. acceptance
-#   `E = (1 − α^(k+1)) / (1 − α)`, with `α = Σ min(p, q) = 1 − TV(p, q)`.
+#   $\mathbb{E} = (1 - \alpha^{k+1}) / (1 - \alpha)$, with $\alpha = \sum \min(p, q) = 1 - \mathrm{TV}(p, q)$.
 #
 # ## 6. Exercises
 #
