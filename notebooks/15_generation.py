@@ -337,7 +337,7 @@ print(apply_chat_template([{"role": "system", "content": "Answer briefly."},
 #   at temperature 1 with no filter (higher: text the model finds more typical);
 # * **diversity**: distinct-2, the number of distinct word bigrams divided by the number of
 #   word bigrams, over all 16 samples pooled (1: no bigram repeated),
-#   $\text{distinct-2} = \#\,\text{distinct bigrams} \,/\, \#\,\text{bigrams}$.
+#   $\text{distinct-2} = n_{\text{distinct bigrams}} / n_{\text{bigrams}}$.
 
 # %%
 import time
