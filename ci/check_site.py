@@ -47,8 +47,8 @@ PAGE_STATE = """() => ({
     links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
     ids: Array.from(document.querySelectorAll('[id]')).map(e => e.id),
     formulas: document.querySelectorAll('span.math, div.math').length,
-    typeset: document.querySelectorAll('script[type^="math/tex"]').length,
-    math_errors: document.querySelectorAll('.MathJax_Error, merror').length,
+    typeset: document.querySelectorAll('span.math mjx-container, div.math mjx-container').length,
+    math_errors: document.querySelectorAll('mjx-merror, [data-mjx-error]').length,
     text: document.body.innerText,
 })"""
 
@@ -113,8 +113,8 @@ class Browser:
         page.on("pageerror", lambda exc: self.errors.append(f"{url}: exception: {exc}"))
         page.goto(url, wait_until="load")
         if wait_for_math and page.evaluate("() => document.querySelector('span.math, div.math') !== null"):
-            page.wait_for_function("() => window.MathJax && MathJax.Hub && MathJax.isReady", timeout=20000)
-            page.evaluate("() => new Promise(done => MathJax.Hub.Queue(() => done(true)))")
+            page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20000)
+            page.evaluate("() => MathJax.startup.promise")
         return page
 
 
@@ -190,6 +190,10 @@ def screenshots(browser: Browser, folder: Path, problems: list[str]) -> list[Pat
             colours[theme] = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
             shots.append(folder / f"{name}-{theme}.png")
             page.screenshot(path=str(shots[-1]))
+            if name == "chapter-04" and page.locator("div.math").count():
+                page.locator("div.math").first.scroll_into_view_if_needed()
+                shots.append(folder / f"{name}-formula-{theme}.png")
+                page.screenshot(path=str(shots[-1]))
             page.close()
     if colours["light"] == colours["dark"]:
         problems.append(f"the dark theme does not change the background ({colours['light']})")

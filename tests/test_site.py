@@ -87,11 +87,11 @@ def test_the_site_builds_with_the_parts_a_download_and_math(built, tmp_path):
     assert "Part 1 — Foundations" in home and "<code class=\"docutils literal notranslate\"><span class=\"pre\">double</span></code>" in home
     assert "Part 2" not in home  # parts without chapters are left out
     chapter = (out / "chapters/01_toy.html").read_text()
-    assert 'class="math notranslate nohighlight"' in chapter and "mathjax/MathJax.js" in chapter
+    assert 'class="math notranslate nohighlight"' in chapter and "mathjax/tex-svg.js" in chapter
     assert "return 2 * x" not in chapter
     [download] = list((out / "_downloads").rglob("01_toy.ipynb"))
     assert nbgrade.audit(download.parent) == []
-    assert (out / "_static/mathjax/MathJax.js").exists() and (out / "searchindex.js").exists()
+    assert (out / "_static/mathjax/tex-svg.js").exists() and not (out / "_static/mathjax/tex-chtml.js").exists() and (out / "searchindex.js").exists()
     assert (out / "setup.html").exists()
 
 

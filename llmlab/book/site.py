@@ -15,8 +15,8 @@ student gets it (the release's source: the TODO, no hidden test) and keeps every
 cell and its outputs, so a reader sees the experiments as they ran. The instructor edition
 shows the solutions, each under a line that says so.
 
-The site needs no other host: MathJax comes from the `jupyter-server-mathjax` package and is
-copied into the site, the theme bundles its fonts and icons, and Sphinx's search index is a
+The site needs no other host: MathJax 3 comes from the `django-static-mathjax` package (its
+static files only; nothing of Django is used or installed) and is copied into the site, the theme bundles its fonts and icons, and Sphinx's search index is a
 script file, so search works from a static host and from disk alike.
 """
 
@@ -33,7 +33,7 @@ from llmlab.book import nbgrade
 from llmlab.course import paths, topics
 
 EDITIONS = ("public", "instructor")
-MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full"
+MATHJAX_COMPONENT = "tex-svg.js"  # TeX in, SVG out: no web fonts to load
 
 
 class BookError(Exception):
@@ -195,23 +195,31 @@ def _conf(edition: str) -> str:
         html_show_search_summary = False  # summaries fetch each result page: refused from disk
         html_show_sourcelink = False
         html_copy_source = False
-        mathjax_path = "mathjax/MathJax.js?config={MATHJAX_CONFIG}"
-        mathjax2_config = {{"messageStyle": "none", "showMathMenu": False,
-                           "HTML-CSS": {{"availableFonts": ["TeX"], "imageFont": None}}}}
+        mathjax_path = "mathjax/{MATHJAX_COMPONENT}"
         exclude_patterns = ["downloads"]  # files for the download links, not pages
         ''')
 
 
 def _mathjax() -> Path:
-    """MathJax's files; fails with what to run when the site's tools are not installed."""
+    """MathJax's es5 folder; fails with what to run when the site's tools are not installed."""
+    import importlib.util
     try:
-        import jupyter_server_mathjax
         import myst_nb  # noqa: F401
         import sphinx_book_theme  # noqa: F401
+        spec = importlib.util.find_spec("mathjax")  # the package's files, without importing it
     except ImportError as exc:
         raise BookError(f"the site's tools are not installed ({exc.name} is missing): run "
                         f"`python install.py --site` (or `make site`)") from None
-    return Path(jupyter_server_mathjax.__file__).parent / "static"
+    folder = Path(spec.submodule_search_locations[0]) / "static" / "mathjax" / "es5" if spec else None
+    if folder is None or not (folder / MATHJAX_COMPONENT).exists():
+        raise BookError("MathJax is not installed: run `python install.py --site` (or `make site`)")
+    return folder
+
+
+def _copy_mathjax(es5: Path, target: Path) -> None:
+    """The one combined component the pages load, and the folders it loads parts from."""
+    shutil.copytree(es5, target, ignore=lambda folder, names: [
+        n for n in names if folder == str(es5) and n.endswith(".js") and n != MATHJAX_COMPONENT])
 
 
 # --- the whole site ----------------------------------------------------------------------
@@ -260,7 +268,7 @@ def build(built: Path | None = None, out: Path | None = None, edition: str = "pu
     (source / "index.md").write_text(_home(chapters, edition))
     (source / "setup.md").write_text(SETUP)
     (source / "conf.py").write_text(_conf(edition))
-    shutil.copytree(mathjax, source / "_static" / "mathjax")
+    _copy_mathjax(mathjax, source / "_static" / "mathjax")
     log = source / "warnings.log"
     if out.exists():
         shutil.rmtree(out)
