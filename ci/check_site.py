@@ -34,6 +34,8 @@ from pathlib import Path
 from urllib.parse import unquote, urldefrag, urlparse
 
 
+import nbformat
+
 from llmlab.authoring.sync import BEGIN, END
 from llmlab.book import nbgrade, site
 from llmlab.course import paths, topics
@@ -50,23 +52,28 @@ PAGE_STATE = """() => ({
     typeset: document.querySelectorAll('span.math mjx-container, div.math mjx-container').length,
     math_errors: document.querySelectorAll('mjx-merror, [data-mjx-error]').length,
     text: document.body.innerText,
+    prose: (() => { const body = document.body.cloneNode(true);
+                    body.querySelectorAll('pre, code, script, style, mjx-container').forEach(e => e.remove());
+                    return body.textContent; })(),
 })"""
 
 
 def solution_lines() -> set[str]:
-    """Distinctive lines of every solution region: long enough to be unambiguous, and not in
-    the skeleton (the public edition shows the skeleton)."""
+    """Distinctive lines of every solution region: long enough to be unambiguous, and in no
+    public file (a skeleton, or a chapter's own code, such as its training loop)."""
+    public = "\n".join(p.read_text() for p in sorted(paths.root().glob("notebooks/*.py")))
+    public += "\n".join(p.read_text() for topic in topics.available() for p in sorted(topic.exercises.glob("*.py")))
+    public_lines = {line.strip() for line in public.splitlines()}
     lines = set()
     for topic in topics.available():
         for path in sorted(topic.solutions.glob("*.py")):
-            skeleton = (topic.exercises / path.name).read_text() if (topic.exercises / path.name).exists() else ""
             inside = False
             for line in path.read_text().splitlines():
                 if line.strip() == BEGIN:
                     inside = True
                 elif line.strip() == END:
                     inside = False
-                elif inside and len(line.strip()) >= 30 and line.strip() not in skeleton:
+                elif inside and len(line.strip()) >= 30 and line.strip() not in public_lines:
                     lines.add(line.strip())
     return lines
 
@@ -74,7 +81,8 @@ def solution_lines() -> set[str]:
 def leaks(text: str, where: str, hidden: set[str], solutions: set[str]) -> list[str]:
     found = [f"{where}: holds the marker {m!r}" for m in MARKERS if m in text]
     found += [f"{where}: names the hidden test {name}" for name in sorted(hidden) if name in text]
-    found += [f"{where}: shows a solution line: {line[:70]!r}" for line in sorted(solutions) if line in text][:3]
+    shown = {line.strip() for line in text.splitlines()}  # whole lines: a docstring may quote a call
+    found += [f"{where}: shows a solution line: {line[:70]!r}" for line in sorted(solutions & shown)][:3]
     return found
 
 
@@ -139,7 +147,7 @@ def crawl(browser: Browser, out: Path, problems: list[str], hidden: set[str], so
         if state["formulas"] and (state["typeset"] < state["formulas"] or state["math_errors"]):
             problems.append(f"{name}: {state['formulas']} formulas, {state['typeset']} typeset, "
                             f"{state['math_errors']} MathJax errors")
-        if re.search(r"\\\(|\\\[|\$\$", state["text"]):
+        if re.search(r"\\\(|\\\[|\$\$", state["prose"]):  # code may hold a "$$" of its own
             problems.append(f"{name}: raw TeX is visible on the page")
         problems += leaks(state["text"], name, hidden, solutions)
         for link in state["links"]:
@@ -221,7 +229,8 @@ def main() -> int:
     hidden, solutions = nbgrade.hidden_test_names(), solution_lines()
     for notebook in sorted((out / "_downloads").rglob("*.ipynb")):
         problems += [f"download {p}" for p in nbgrade.audit(notebook.parent)]
-        problems += leaks(notebook.read_text(), f"download {notebook.name}", hidden, solutions)
+        code = "\n".join(c.source for c in nbformat.read(notebook, as_version=4).cells)
+        problems += leaks(code, f"download {notebook.name}", hidden, solutions)
     for chapter in sorted((instructor / "chapters").glob("*.html")):
         if "Solution (instructor edition)" not in chapter.read_text(encoding="utf-8"):
             problems.append(f"instructor edition {chapter.name}: no solution is marked")
