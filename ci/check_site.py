@@ -33,19 +33,19 @@ from collections import deque
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urlparse
 
-
 import nbformat
 
-from llmlab.authoring.sync import BEGIN, END
-from llmlab.book import nbgrade, site
+from llmlab.authoring import sync
+from llmlab.book import execute, nbgrade, site
 from llmlab.course import paths, topics
 
 SEARCH_TOPIC = "04_attention"
-MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+MARKERS = tuple(marker.lstrip("# ") for marker in execute.MARKERS)  # "BEGIN SOLUTION", ...
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                   "--disable-background-networking", "--disable-component-update"]
 PAGE_STATE = """() => ({
-    images: Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src),
+    images: document.images.length,
+    broken_images: Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src),
     links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
     ids: Array.from(document.querySelectorAll('[id]')).map(e => e.id),
     formulas: document.querySelectorAll('span.math, div.math').length,
@@ -67,14 +67,9 @@ def solution_lines() -> set[str]:
     lines = set()
     for topic in topics.available():
         for path in sorted(topic.solutions.glob("*.py")):
-            inside = False
-            for line in path.read_text().splitlines():
-                if line.strip() == BEGIN:
-                    inside = True
-                elif line.strip() == END:
-                    inside = False
-                elif inside and len(line.strip()) >= 30 and line.strip() not in public_lines:
-                    lines.add(line.strip())
+            source = path.read_text()
+            inside = {source.splitlines()[number - 1].strip() for number in sync.solution_lines(source)}
+            lines |= {line for line in inside if len(line) >= 30 and line not in public_lines}
     return lines
 
 
@@ -142,8 +137,8 @@ def crawl(browser: Browser, out: Path, problems: list[str], hidden: set[str], so
         stats["pages"] += 1
         stats["formulas"] += state["formulas"]
         ids[url] = set(state["ids"])
-        problems += [f"{name}: image did not load: {src}" for src in state["images"]]
-        stats["images"] += page_images(out / name)
+        problems += [f"{name}: image did not load: {src}" for src in state["broken_images"]]
+        stats["images"] += state["images"]
         if state["formulas"] and (state["typeset"] < state["formulas"] or state["math_errors"]):
             problems.append(f"{name}: {state['formulas']} formulas, {state['typeset']} typeset, "
                             f"{state['math_errors']} MathJax errors")
@@ -165,10 +160,6 @@ def crawl(browser: Browser, out: Path, problems: list[str], hidden: set[str], so
     problems += [f"{name}: link to a missing anchor {target[len(base):]}#{fragment}"
                  for name, target, fragment in anchors if fragment not in ids.get(target, set())]
     return stats
-
-
-def page_images(html: Path) -> int:
-    return len(re.findall(r"<img\b", html.read_text(encoding="utf-8"))) if html.exists() else 0
 
 
 def search_finds(browser: Browser, url: str, slug: str) -> list[str]:

@@ -16,8 +16,9 @@ cell and its outputs, so a reader sees the experiments as they ran. The instruct
 shows the solutions, each under a line that says so.
 
 The site needs no other host: MathJax 3 comes from the `django-static-mathjax` package (its
-static files only; nothing of Django is used or installed) and is copied into the site, the theme bundles its fonts and icons, and Sphinx's search index is a
-script file, so search works from a static host and from disk alike.
+static files only; nothing of Django is used or installed) and is copied into the site, the
+theme bundles its fonts and icons, and Sphinx's search index is a script file, so search
+works from a static host and from disk alike.
 """
 
 from __future__ import annotations
@@ -70,17 +71,13 @@ def _work_on_it(slug: str) -> nbformat.NotebookNode:
         """)
 
 
-def chapter(executed: nbformat.NotebookNode, released: nbformat.NotebookNode | None, slug: str,
+def chapter(executed: nbformat.NotebookNode, released: nbformat.NotebookNode, slug: str,
             edition: str = "public") -> nbformat.NotebookNode:
     """The notebook a chapter page renders.
 
     public: implementation and check cells take the released (student) source and lose
     their outputs; instructor: the executed source stays, each solution under a note."""
-    if edition not in EDITIONS:
-        raise BookError(f"unknown edition {edition!r}: use one of {', '.join(EDITIONS)}")
-    student = {}
-    if released is not None:
-        student = {_nbgrader(c)["grade_id"]: c.source for c in released.cells if _nbgrader(c).get("grade_id")}
+    student = {_nbgrader(c)["grade_id"]: c.source for c in released.cells if _nbgrader(c).get("grade_id")}
     nb = copy.deepcopy(executed)
     cells = []
     for cell in nb.cells:
