@@ -42,7 +42,7 @@ MUTANTS = [
     Mutant("rope tables: attention scale on cos only", F,
            find="return (attention_scale * angle.cos()).float(), (attention_scale * angle.sin()).float()",
            replace="return (attention_scale * angle.cos()).float(), angle.sin().float()",
-           message="attention scale applied to cos only"),
+           message="attention scale not applied to sin"),
     Mutant("rope tables: positions start at 1", F,
            find="positions = torch.arange(max_len, dtype=torch.float64)",
            replace="positions = torch.arange(1, max_len + 1, dtype=torch.float64)"),
