@@ -162,4 +162,16 @@ VARIANTS = [
         self.positions = positions.index_select(0, idx)"""),
 ]
 
-EQUIVALENT: dict[str, str] = {}
+EQUIVALENT: dict[str, str] = {
+    "long_context.py: `-` -> `` in `angle = torch.cat([angle, angle], dim=-1)`":
+        "angle is 2-D (max_len, D/2) here, so concatenating along dim=1 is concatenating along dim=-1",
+    "long_context.py: `4` -> `3` in `if head_dim < 4 or head_dim % 2:`":
+        "the test runs on even head_dim only (odd ones are rejected by the same line), and for even D, "
+        "D < 3 and D < 4 both mean D ≤ 2",
+    "long_context.py: `2` -> `1` in `if head_dim < 4 or head_dim % 2:`":
+        "an odd head_dim that slips through is rejected with ValueError by the given rope_inv_freq two lines "
+        "later, so every odd head_dim still raises ValueError",
+    "long_context.py: `1` -> `0` in `if n_heads < 1:`":
+        "n_heads = 0 then reaches math.log2(0), which raises ValueError (math domain error), and negative "
+        "n_heads still fail the edited test; so every n_heads < 1 still raises ValueError",
+}
