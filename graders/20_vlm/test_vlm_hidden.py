@@ -49,12 +49,12 @@ def test_clip_large_batch_and_training_hidden(impl):
     # 200 steps of gradient descent on both embeddings of 16 random pairs in 16 dimensions
     x, y = tensors.randn((16, 16), 75).requires_grad_(), tensors.randn((16, 16), 76).requires_grad_()
     opt = torch.optim.SGD([x, y], lr=0.5)
-    first = float(impl.clip_loss(x, y, 0.1))
+    first = impl.clip_loss(x, y, 0.1).detach().item()
     for _ in range(200):
         opt.zero_grad()
         impl.clip_loss(x, y, 0.1).backward()
         opt.step()
-    last = float(impl.clip_loss(x, y, 0.1))
+    last = impl.clip_loss(x, y, 0.1).detach().item()
     case = check.describe(pairs=16, dims=16, temperature=0.1, steps=200)
     check.that(last < 0.1 * first, "clip_loss", f"gradient descent on the loss went from {first:.4f} to {last:.4f}; "
                "aligning random pairs must drive it far down", case=case)
