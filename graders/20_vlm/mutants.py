@@ -157,4 +157,19 @@ VARIANTS = [
     return [name for name, param in model.named_parameters() if param.requires_grad]"""),
 ]
 
-EQUIVALENT: dict[str, str] = {}
+_TWO_D = "the inputs are validated as 2-D (N, D) first, so dim=1 is dim=-1"
+_SQUARE = "the similarity matrix is (N, N), so shape[1] is shape[0]"
+
+EQUIVALENT: dict[str, str] = {
+    "vlm.py: `-` -> `` in `cls = self.cls_token.expand(patches.shape[0], -1, -1)`":
+        "cls_token is (1, 1, d): expanding its middle axis to 1 or keeping it (-1) is the same",
+    "vlm.py: `-` -> `` in `u = image_emb / image_emb.norm(dim=-1, keepdim=True)`": _TWO_D,
+    "vlm.py: `-` -> `` in `v = text_emb / text_emb.norm(dim=-1, keepdim=True)`": _TWO_D,
+    "vlm.py: `-` -> `` (#2) in `u = image_emb / image_emb.norm(dim=-1, keepdim=True)`": _TWO_D,
+    "vlm.py: `-` -> `` (#2) in `v = text_emb / text_emb.norm(dim=-1, keepdim=True)`": _TWO_D,
+    "vlm.py: `0` -> `1` in `targets = torch.arange(logits.shape[0])`": _SQUARE,
+    "vlm.py: `0` -> `1` in `truth = torch.arange(sim.shape[0])`": _SQUARE,
+    "vlm.py: `False` -> `True` in `y = x + torch.tanh(self.attn_gate) * self.attn(h, media, media, need_weights=False)[0]`":
+        "need_weights only decides whether the attention weights are returned as well; element [0], the "
+        "attention output, is the same function (up to rounding far inside the model tolerance)",
+}

@@ -120,7 +120,7 @@ def test_splice_raises(impl):
     none = ids.clone()
     none[1][none[1] == 1] = 3                                               # row 1 loses its placeholder
     two = ids.clone()
-    two[0, :2] = 1                                                          # row 0 gets two or more
+    two[0] = torch.tensor([3, 1, 4, 1, 5])                                  # row 0 gets exactly two
     cases = [(none, embeds, feats, labels, "missing placeholder in row 1"),
              (two, embeds, feats, labels, "count mismatch: two placeholders in row 0"),
              (ids, embeds, feats[:1], labels, "count mismatch: one image for two rows"),

@@ -243,8 +243,8 @@ def splice_image_tokens(input_ids: torch.Tensor, token_embeds: torch.Tensor, ima
     image_features not (·, N, D) with N ≥ 1).
     """
     ### BEGIN SOLUTION
-    if (input_ids.dim() != 2 or token_embeds.dim() != 3 or token_embeds.shape[:2] != input_ids.shape
-            or labels.shape != input_ids.shape or image_features.dim() != 3 or image_features.shape[1] == 0
+    # token_embeds (B, T, D) with shape[:2] == input_ids.shape also proves that input_ids is 2-D
+    if (token_embeds.dim() != 3 or token_embeds.shape[:2] != input_ids.shape or labels.shape != input_ids.shape or image_features.dim() != 3 or image_features.shape[1] == 0
             or image_features.shape[2] != token_embeds.shape[2]):
         raise ValueError(f"splice_image_tokens: need input_ids (B, T), token_embeds (B, T, D), labels (B, T) and "
                          f"image_features (B, N, D), got {tuple(input_ids.shape)}, {tuple(token_embeds.shape)}, "
