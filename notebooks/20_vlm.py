@@ -80,8 +80,8 @@
 # $$
 #
 # Cosines lie in $[-1, 1]$, so dividing by a small $\tau$ (CLIP learns it, starting at 0.07)
-# sharpens the softmax. Multiplying by $\tau$ instead would flatten it to nearly uniform — a
-# classic mistake that leaves the loss stuck near $\log N$. Keeping only one of the two
+# sharpens the softmax. Multiplying by $\tau$ instead flattens it: at $\tau = 0.07$ every logit
+# would lie within $\pm 0.07$ and the loss would stay near $\log N$ — a classic mistake. Keeping only one of the two
 # directions is the other: it still trains, but the loss is no longer symmetric in the two
 # modalities.
 #
