@@ -288,32 +288,35 @@ def test_gkd_step_mixing_rule(impl):
         gen = tensors.generator(seed)
         torch.rand(1, generator=gen, dtype=torch.float64)                    # the documented first draw
         sampled = O.sample_like_the_step(O.TableLM(STUDENT4), prompts, 3, gen)
+        gen_t = tensors.generator(seed)
+        torch.rand(1, generator=gen_t, dtype=torch.float64)
+        teacher_sampled = O.sample_like_the_step(O.TableLM(TEACHER4), prompts, 3, gen_t)
         off = torch.cat([prompts, responses], dim=1)
         expected, wrong = (sampled, off) if lam == 1.0 else (off, sampled)
-        check.that(type(on_policy) is bool and on_policy == (lam == 1.0), "gkd_step",
-                   f"on_policy should be the Python bool {lam == 1.0} for lam = {lam}, got {on_policy!r}", case=case)
         check.close(ids, expected, unit="gkd_step", case=case, kind="exact",
                     what="ids (λ = 1: the student's samples after the first uniform; λ = 0: prompts + responses)",
                     mistakes={"λ inverted: on-policy data with probability 1 − λ": wrong,
                               "sampled from the teacher (off-policy) where on-policy sampling is asked":
-                              O.sample_like_the_step(O.TableLM(TEACHER4), prompts, 3, tensors.generator(seed))})
-    # λ = 0.3 over 400 steps with one generator (lr 0, so the student is fixed): the flags equal
+                              teacher_sampled})
+        check.that(type(on_policy) is bool and on_policy == (lam == 1.0), "gkd_step",
+                   f"on_policy should be the Python bool {lam == 1.0} for lam = {lam}, got {on_policy!r}", case=case)
+    # λ = 0.3 over 300 steps with one generator (lr 0, so the student is fixed): the flags equal
     # those of the documented draws, and the on-policy share passes a binomial test at rate 1e-6.
     student, teacher = O.TableLM(STUDENT4), O.TableLM(TEACHER4)
     opt = O.RecordingOptimizer(student.parameters())
     gen, replay = tensors.generator(5), tensors.generator(5)
     flags, expected, inverted = [], [], []
-    for _ in range(400):
+    for _ in range(300):
         flags.append(impl.gkd_step(student, teacher, prompts, responses, opt, 0.3, 0.5, gen)[1])
         u = float(torch.rand(1, generator=replay, dtype=torch.float64)[0])
         expected.append(u < 0.3)
         inverted.append(u >= 0.3)
         if u < 0.3:
             O.sample_like_the_step(O.TableLM(STUDENT4), prompts, 3, replay)
-    case = check.describe(lam=0.3, steps=400, seed=5)
-    stats.proportion(sum(flags), 400, 0.3, unit="gkd_step", what="the share of on-policy steps at λ = 0.3", case=case)
+    case = check.describe(lam=0.3, steps=300, seed=5)
+    stats.proportion(sum(flags), 300, 0.3, unit="gkd_step", what="the share of on-policy steps at λ = 0.3", case=case)
     check.equal(flags, expected, unit="gkd_step", case=case,
-                what="the on_policy flags of 400 steps (u < λ with u the first draw of each step)",
+                what="the on_policy flags of 300 steps (u < λ with u the first draw of each step)",
                 mistakes={"λ inverted: on-policy data with probability 1 − λ": inverted})
 
 
