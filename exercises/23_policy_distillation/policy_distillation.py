@@ -164,8 +164,9 @@ def on_policy_distill_step(student: nn.Module, teacher: nn.Module, prompts: torc
          is its own d_t only (no sum over later tokens: discount 0);
       5. loss = −mean over all B·R response tokens of A · logp_student;
          optimizer.zero_grad(set_to_none=True); loss.backward(); optimizer.step().
-    The expected gradient of this loss is the gradient of KL(π_student ‖ π_teacher) at
-    every context the student visits. The models run in the modes they are given.
+    The expected gradient of this loss is the gradient of the per-token KL(π_student ‖
+    π_teacher) at the contexts the student visits, the contexts held fixed (for a context-free
+    policy: the gradient of the reverse KL itself). The models run in the modes they are given.
     Returns (ids (B, P + R) int64, the mean of d over all response tokens as a Python float).
     Raises ValueError when prompts is not 2-D with P ≥ 1, or when response_len < 1.
     """

@@ -161,4 +161,18 @@ VARIANTS = [
             replace="loss = (reverse_kl.detach() * logp_student).sum() / logp_student.numel()"),
 ]
 
-EQUIVALENT: dict[str, str] = {}
+EQUIVALENT: dict[str, str] = {
+    "policy_distillation.py: `1.0` -> `2.0` in `if not 0.0 <= beta <= 1.0:`":
+        "a beta in (1, 2] then reaches math.log(1.0 - beta) of a negative number, which raises ValueError "
+        "itself: every beta outside [0, 1] still raises the documented ValueError, and beta in [0, 1] is unchanged",
+    "policy_distillation.py: `1` -> `0` (#3) in `if prompts.dim() != 2 or prompts.shape[1] < 1 or response_len < 1:`":
+        "response_len ≤ 0 then samples no token (range of a non-positive number is empty), and "
+        "response_logprobs(teacher, ids, P) with P = T raises the documented ValueError itself, before any "
+        "optimizer call",
+    "policy_distillation.py: `1.0` -> `2.0` (#2) in `if not (0.0 <= lam <= 1.0 and 0.0 <= beta <= 1.0):`":
+        "a beta in (1, 2] then reaches generalized_jsd in step 4, which raises the documented ValueError for "
+        "every beta outside [0, 1] itself, before any optimizer call",
+    "policy_distillation.py: `<` -> `<=` in `on_policy = bool(u < lam)`":
+        "u is a float64 uniform; it equals lam with probability about 2^-53 per step (u = 0 at lam = 0 "
+        "included), so u ≤ lam and u < lam choose the same data in every step a test can see",
+}

@@ -67,7 +67,8 @@ def tiny_llama(seed: int, dtype: torch.dtype = torch.float64, scale: float = 0.5
 
 
 class RecordingOptimizer:
-    """zero_grad / step over `params`; records the calls and the gradients seen at each step."""
+    """zero_grad / step over `params`; records the calls (with zero_grad's set_to_none) and the
+    gradients seen at each step."""
 
     def __init__(self, params, lr: float = 0.0):
         self.params = list(params)
@@ -76,7 +77,7 @@ class RecordingOptimizer:
         self.grads: list[list[torch.Tensor | None]] = []
 
     def zero_grad(self, set_to_none: bool = True):
-        self.events.append("zero_grad")
+        self.events.append(f"zero_grad(set_to_none={set_to_none})")
         for p in self.params:
             p.grad = None
 
