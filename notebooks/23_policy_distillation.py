@@ -373,7 +373,7 @@ print(f"{'student':>8} {'method':>19} | {'acc pos 1':>9} {'acc pos 8':>9} {'reco
       f"{'fwd KL, clean text':>18} {'rev KL, own text':>16}")
 for (name, method), r in results.items():
     print(f"{name:>8} {method:>19} | {r['accuracy'][0]:>9.3f} {r['accuracy'][-1]:>9.3f} {r['recovery']:>8.3f} | "
-          f"{r['fwd_kl_clean']:>18.4f} {r['rev_kl_own']:>16.4f}")
+          f"{r['fwd_kl_clean']:>18.2e} {r['rev_kl_own']:>16.2e}")
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(15, 4))
@@ -409,7 +409,8 @@ for name in ("table", "additive"):
           f"{on['errors_followed']} errors); the teacher's is {1 - EPS:.2f}")
     ratio_clean = off["fwd_kl_clean"] / on["fwd_kl_clean"]
     ratio_own = off["rev_kl_own"] / on["rev_kl_own"]
-    print(f"  off-policy / on-policy KL: {ratio_clean:.1f}× on the clean text, {ratio_own:.1f}× on the student's own text")
+    print(f"  KL of the off-policy student divided by that of the on-policy one: {ratio_clean:.3g} on the clean "
+          f"text (teacher-forced), {ratio_own:.3g} on the student's own text")
 
 # %% [markdown]
 # **Reading the numbers.** The teacher is right with probability 0.95 at every position, so a
@@ -419,9 +420,10 @@ for name in ("table", "additive"):
 # zero, uniform over 8 digits), and the additive student has two tables that disagree — the
 # counting table votes for the right digit, the bigram table for "previous + 1". The lines above
 # print, for each student, how the off-policy accuracy changes from position 1 to position 8,
-# the recovery rates of the off-policy and on-policy students, and how much larger the off-policy
-# student's KL is on clean text and on its own text — the gap between those two ratios is the
-# exposure bias: teacher-forced evaluation on clean text hides most of it. The two on-policy
+# the recovery rates of the off-policy and on-policy students, and the ratio of the off-policy to
+# the on-policy student's KL, once teacher-forced on clean text and once on the student's own
+# samples. The gap between those two ratios is the exposure bias: an evaluation on clean text,
+# the only text off-policy training sees, cannot show it. The two on-policy
 # recipes differ in what the teacher must supply: GKD needs the teacher's whole distribution at
 # every position, the sampled-reverse-KL step only the log-probability of each sampled token.
 #
