@@ -395,7 +395,7 @@ axes[2].set_xticks(range(4), ["table:\nfwd KL clean", "table:\nrev KL own", "add
 axes[2].set_yscale("log")
 axes[2].set_ylabel("mean per-token KL (log scale)")
 axes[2].set_title("teacher-forced vs free-running")
-axes[2].legend()
+axes[2].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 plt.tight_layout()
 plt.show()
 
