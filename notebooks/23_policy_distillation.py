@@ -64,7 +64,7 @@
 # $$
 #
 # $k_1$ is unbiased, since $\mathbb{E}_{x \sim q}[-\log r] = \sum_x q(x) \log (q(x)/p(x))$, but it is
-# negative whenever $p(x) > q(x)$ and so it has a large variance. $k_3$ adds $r - 1$, whose
+# negative whenever $p(x) > q(x)$, and its variance is large. $k_3$ adds $r - 1$, whose
 # expectation is $\sum_x q(x) \cdot p(x)/q(x) - 1 = 0$, so it is still unbiased, and because
 # $\log r \le r - 1$ it is never negative. $k_2$ is never negative but biased.
 #
