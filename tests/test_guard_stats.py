@@ -1,5 +1,7 @@
 """The from-scratch guard and the statistical checks."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -104,3 +106,16 @@ def test_pooling_merges_rare_categories_until_each_is_expected_five_times():
 def test_rates_above_one_in_a_million_are_refused():
     with pytest.raises(ValueError, match="false-failure rate"):
         stats.binomial_interval(100, 0.5, 0.01)
+
+
+def test_bounded_mean_uses_hoeffding_and_names_a_mistake():
+    gen = torch.Generator().manual_seed(3)
+    draws = torch.rand(50_000, generator=gen, dtype=torch.float64)          # mean 0.5 on [0, 1]
+    t = stats.bounded_mean(draws, 0.5, 0.0, 1.0, unit="sample", what="mean")
+    assert abs(t - math.sqrt(math.log(2 / 1e-6) / 100_000)) < 1e-12
+    with pytest.raises(GradingFailure, match="known mistake: squared"):
+        stats.bounded_mean(draws ** 2, 0.5, 0.0, 1.0, unit="sample", what="mean", mistakes={"squared": 1 / 3})
+    with pytest.raises(GradingFailure, match="outside"):
+        stats.bounded_mean(draws + 1, 1.0, 0.0, 1.0, unit="sample", what="mean")
+    with pytest.raises(ValueError):
+        stats.bounded_mean(draws, 0.5, 0.0, 1.0, unit="sample", what="mean", rate=0.01)

@@ -141,3 +141,34 @@ def normal(values, *, unit: str, what: str, mean: float = 0.0, std: float = 1.0,
     edges = sps.norm.ppf(np.linspace(0, 1, bins + 1)[1:-1], loc=mean, scale=std)   # bins − 1 inner edges
     counts = np.bincount(np.searchsorted(edges, flat), minlength=bins)
     return chi_square(counts, [1 / bins] * bins, unit=unit, what=what, rate=rate, case=case)
+
+
+def bounded_mean(values, expected: float, low: float, high: float, *, unit: str, what: str,
+                 rate: float = MAX_RATE, case: str = "", mistakes: Mapping[str, float] | None = None) -> float:
+    """Check that the mean of i.i.d. `values`, each in [low, high], is consistent with
+    `expected` (Hoeffding: P(|mean − E| ≥ t) ≤ 2·exp(−2 N t² / (high − low)²), t chosen so
+    that this is `rate`). mistakes: {name: the mean that mistake has}; a failure names the
+    first whose mean lies within t of the observed one. Returns t."""
+    __tracebackhide__ = True
+    import math
+
+    import torch
+
+    _check_rate(rate)
+    flat = torch.as_tensor(values).detach().double().flatten()
+    n = flat.numel()
+    if n == 0 or not low <= expected <= high:
+        raise ValueError(f"bounded_mean needs values and low ≤ expected ≤ high, got {n} values, "
+                         f"expected {expected} in [{low}, {high}]")
+    outside = (flat < low) | (flat > high)
+    if bool(outside.any()):
+        i = int(outside.nonzero()[0][0])
+        fail(unit, f"{what}: value {float(flat[i]):.6g} at index {i} lies outside [{low:.6g}, {high:.6g}]", case=case)
+    t = (high - low) * math.sqrt(math.log(2 / rate) / (2 * n))
+    mean = float(flat.mean())
+    if abs(mean - expected) > t:
+        named = next((name for name, m in (mistakes or {}).items() if abs(mean - m) <= t), None)
+        fail(unit, f"{what}: the mean of {n} values is {mean:.6g}, expected {expected:.6g}",
+             f"a correct implementation lands within ±{t:.3g} of it with probability ≥ 1 − {rate:g} (Hoeffding)",
+             case=case, mistake=named)
+    return t
