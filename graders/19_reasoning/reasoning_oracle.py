@@ -195,7 +195,7 @@ SUITE = [
     ("Summing 3 numbers gives 1,234,567 in total.", "1234567", "a separated number in running text"),
     ("I cannot solve this problem.", None, "no answer at all"),
     ("", None, "an empty completion"),
-    ("Start with 5 and 7.\nTheir sum is 12.\nCheck: 5 + 7 = 12 and 12 - 7 = 5", "12",
+    ("Start with 5 and 7.\nTheir sum is 12.\nCheck: 7 + 5 = 12 and 12 - 5 = 7", "12",
      "fallback: the last number outside the verification line"),
     ("step 1: 3 * 4 = 12\nstep 2: 12 + 30 = 42\n  verify: 42 - 30 = 12", "42",
      "fallback with an indented lower-case verify line"),

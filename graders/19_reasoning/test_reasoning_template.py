@@ -170,6 +170,7 @@ REWARD_CASES = [
     ("<think>x</think>Answer: 12", 12, 0.0, "an Answer: line instead of a box"),
     ("<think>x</think>12", 12, 0.0, "a bare number"),
     ("<think>x</think>\\boxed{12", 12, 0.0, "an unclosed box"),
+    ("<think>\\boxed{12}</think>12", 12, 0.0, "a box only inside the thinking"),
     ("<think>x</think>\\boxed{ }", 12, 0.0, "an empty box"),
     ("<think>a</think>b</think>\\boxed{12}", 12, 0.0, "two </think>"),
     ("<think>a<think>b</think>\\boxed{12}", 12, 0.0, "two <think>"),
@@ -222,6 +223,17 @@ class Scripted:
 RIGHT, WRONG, BROKEN = "<think>a</think>\\boxed{5}", "<think>a</think>\\boxed{6}", "<think>a\\boxed{5}"
 
 
+def _simulate(script, n_keep, max_tries, keep):
+    """(kept, tries) of the loop when `keep` decides which completions are kept."""
+    kept, tries = [], 0
+    while tries < max_tries and len(kept) < n_keep:
+        completion = script[tries % len(script)]
+        tries += 1
+        if keep(completion):
+            kept.append(completion)
+    return kept, tries
+
+
 @pytest.mark.points(2)
 def test_rejection_sample_scripted(impl):
     cases = [([WRONG, RIGHT, BROKEN, RIGHT, RIGHT], 2, 10, [RIGHT, RIGHT], 4, "stops once n_keep are kept"),
@@ -236,9 +248,9 @@ def test_rejection_sample_scripted(impl):
         got = impl.rejection_sample(sampler, "2+3=", 5, n_keep, max_tries)
         check.equal(got, (kept, tries), unit="rejection_sample", case=case, what=f"(kept, tries) ({why})",
                     mistakes={"well-formatted wrong answers kept (reward > 0 instead of = 1.0)":
-                              ([c for c in (script * 10)[:tries] if c != BROKEN][:n_keep], tries),
-                              "no stop once n_keep are kept": ([c for c in (script * 10)[:max_tries] if c == RIGHT
-                                                                or c.endswith("5.00}")], max_tries)})
+                              _simulate(script, n_keep, max_tries, lambda c: c != BROKEN),
+                              "no stop once n_keep are kept":
+                              _simulate(script, max_tries + 1, max_tries, lambda c: c not in (WRONG, BROKEN))})
         check.that(sampler.prompts == ["2+3="] * len(sampler.prompts), "rejection_sample",
                    "sample must be called with the prompt", case=case)
         check.equal(len(sampler.prompts), tries, unit="rejection_sample", case=case,
