@@ -71,7 +71,7 @@ def _parts():
 
 
 @pytest.mark.points(2)
-@examples(60)
+@examples(40)
 @given(built=_parts(), junk=st.sampled_from(["", "x", ".", ",", "e5", " 1", "%", "/2"]))
 def test_normalize_number_built_numbers_and_oracle(impl, built, junk):
     text, canon = built
@@ -114,7 +114,7 @@ def test_last_box_by_hand(impl):
 
 
 @pytest.mark.points(1)
-@examples(80)
+@examples(50)
 @given(pieces=st.lists(st.sampled_from(["\\boxed{", "{", "}", "7", "x", " ", "\\frac", "12"]), max_size=12))
 def test_last_box_matches_stack_oracle(impl, pieces):
     text = "".join(pieces)
