@@ -173,4 +173,17 @@ VARIANTS = [
         s = x + y + carry"""),
 ]
 
-EQUIVALENT: dict[str, str] = {}
+EQUIVALENT: dict[str, str] = {
+    "reasoning.py: `1` -> `2` in `start = text.find(BOXED, start + 1)`":
+        "the next \\boxed{ cannot start 1 character after the previous one: that character is 'b', not a "
+        "backslash, so searching from start + 2 finds the same boxes",
+    "reasoning.py: `0` -> `1` in `counts[answer] = counts.get(answer, 0) + 1`":
+        "every count grows by the same 1, so the order of the counts, the winner and the ties are unchanged",
+    "reasoning.py: `1` -> `2` in `counts[answer] = counts.get(answer, 0) + 1`":
+        "every count is doubled, so the order of the counts, the winner and the ties are unchanged",
+    "reasoning.py: `+` -> `-` in `or closed < opened + len(THINK_OPEN)):`":
+        "with one tag of each kind, '</think>' cannot start inside '<think>' or overlap it from the left (their "
+        "characters differ), so closed < opened - 7, closed < opened and closed < opened + 7 are the same test",
+    "reasoning.py: `or` -> `and` in `if a < 0 or b < 0:`":
+        "a negative a or b still raises ValueError: its '-' sign reaches int() as a digit of its column",
+}

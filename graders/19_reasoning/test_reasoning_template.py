@@ -114,6 +114,11 @@ def test_thinking_loss_values_and_reference(impl):
     out = impl.thinking_loss(flat, torch.tensor([1, 3]), torch.tensor([True, False]), torch.tensor([False, True]), 0.3)
     check.close(out, torch.tensor(4.0, dtype=torch.float64).log(), unit="thinking_loss", kind="loss",
                 case="logits all zero (V = 4), one thinking and one answer position", what="the loss (by hand: log 4)")
+    # one thinking position of weight 0.3 and nothing else: Σ w = 0.3 is positive, the loss is log 4
+    out = impl.thinking_loss(flat, torch.tensor([1, 3]), torch.tensor([True, False]), torch.tensor([False, False]), 0.3)
+    check.close(out, torch.tensor(4.0, dtype=torch.float64).log(), unit="thinking_loss", kind="loss",
+                case="logits all zero (V = 4), one thinking position, thinking_weight 0.3 (Σ w = 0.3 < 1)",
+                what="the loss (by hand: log 4)")
 
 
 @pytest.mark.points(2)
@@ -144,6 +149,8 @@ def test_thinking_loss_raises(impl):
     none = torch.zeros_like(thinking)
     cases = [((logits, targets[:, :3], thinking, answer, 1.0), "targets of the wrong shape"),
              ((logits, targets, thinking[:1], answer, 1.0), "thinking_mask of the wrong shape"),
+             ((logits, targets, torch.zeros(2, 3, dtype=torch.bool), answer, 1.0),
+              "thinking_mask of the wrong shape (all False)"),
              ((logits, targets, thinking, answer[:, :2], 1.0), "answer_mask of the wrong shape"),
              ((logits, targets, thinking, thinking, 1.0), "the masks overlap"),
              ((logits, targets, thinking, answer, -0.5), "thinking_weight < 0"),
@@ -241,7 +248,9 @@ def test_rejection_sample_scripted(impl):
              ([RIGHT], 3, 10, [RIGHT] * 3, 3, "duplicates are kept"),
              ([BROKEN, RIGHT, WRONG], 5, 4, [RIGHT], 4, "max_tries reached before n_keep"),
              ([RIGHT, "  <think>b</think>\\boxed{5.00}"], 2, 2, [RIGHT, "  <think>b</think>\\boxed{5.00}"], 2,
-              "the order drawn")]
+              "the order drawn"),
+             ([WRONG, RIGHT], 1, 1, [], 1, "max_tries = 1: one call"),
+             ([RIGHT, WRONG], 1, 1, [RIGHT], 1, "n_keep = max_tries = 1")]
     for script, n_keep, max_tries, kept, tries, why in cases:
         sampler = Scripted(script)
         case = check.describe(script=script, n_keep=n_keep, max_tries=max_tries)
