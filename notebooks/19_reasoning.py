@@ -34,8 +34,8 @@
 # | `rejection_sample(sample, prompt, truth, n_keep, max_tries)` | keep only the traces the verifier accepts |
 # | `addition_trace(a, b)` | a worked trace: column addition with carries |
 #
-# Budget: the whole chapter executes in under 60 s on a laptop CPU (the experiment trains two
-# tiny models for about 20 s each).
+# Budget: the whole chapter executes in under 60 s on one core of a laptop CPU; the experiment,
+# which trains two tiny models, prints the seconds it took.
 
 # %% [markdown]
 # ## 1. Intuition
@@ -218,7 +218,7 @@ for completion in ["<think>7+5+0=12,4+8+1=13</think>\\boxed{132}", "<think>7+5+0
 # * **direct**: `478+356=<think></think>\boxed{834}` — nothing to think;
 # * **worked**: `478+356=<think>8+6+0=14,7+5+1=13,4+3+1=8</think>\boxed{834}`.
 #
-# Both train with `thinking_loss` (thinking weight 1, prompt masked). Then both complete 300
+# Both train with `thinking_loss` (thinking weight 1, prompt masked). Then both complete 200
 # held-out problems greedily from `prompt<think>`, and we measure the exact-match accuracy —
 # `verifiable_reward(...) == 1.0`: well formatted and the right number. The worked model sees
 # longer sequences, so it spends more computation per problem; that is the point of thinking.
@@ -236,7 +236,7 @@ torch.set_num_threads(1)            # tiny models: one thread is faster than sev
 started_all = time.perf_counter()
 rng = random.Random(19)
 pairs = set()
-while len(pairs) < 6300:
+while len(pairs) < 6200:
     pairs.add((rng.randint(100, 999), rng.randint(100, 999)))
 pairs = sorted(pairs)
 rng.shuffle(pairs)
@@ -284,7 +284,8 @@ def train(worked):
 
 @torch.no_grad()
 def complete(model, prompts, max_new, temperature=0.0, gen=None):
-    """Complete equal-length prompts together; stop once every row has closed its box."""
+    """Complete equal-length prompts together; stop once every row has closed its box, and cut each
+    completion after the "}" that closes its box (a stop sequence)."""
     idx = torch.stack([codec.encode(p) for p in prompts])      # (N, T0)
     T0 = idx.shape[1]
     for _ in range(max_new):
@@ -297,7 +298,9 @@ def complete(model, prompts, max_new, temperature=0.0, gen=None):
         texts = [codec.decode(row[T0:]) for row in idx]
         if all(THINK_CLOSE in t and "}" in t.split(THINK_CLOSE)[-1] for t in texts):
             break
-    return [THINK_OPEN + t for t in texts]                      # the completion starts with <think>
+    cut = [t[:t.index("}", t.index(THINK_CLOSE)) + 1] if THINK_CLOSE in t and "}" in t.split(THINK_CLOSE)[-1] else t
+           for t in texts]
+    return [THINK_OPEN + t for t in cut]                        # the completion starts with <think>
 
 
 results = {}
@@ -314,6 +317,8 @@ for worked in (False, True):
     print(f"{name}: sequences of {length} characters, trained {STEPS} steps in {train_s:.1f} s, "
           f"final loss {sum(losses[-20:]) / 20:.3f}; held-out exact match "
           f"{results[name]['accuracy']:.3f}, well formatted {results[name]['formatted']:.3f}")
+gap = results["worked"]["accuracy"] - results["direct"]["accuracy"]
+print(f"worked minus direct exact match on the same {len(test_pairs)} held-out problems: {gap:+.3f}")
 print("example (worked):", results["worked"]["completions"][0], " truth", sum(test_pairs[0]))
 print("example (direct):", results["direct"]["completions"][0], " truth", sum(test_pairs[0]))
 
@@ -329,7 +334,7 @@ axes[0].set_yscale("log")
 axes[0].legend()
 axes[1].bar(["direct", "worked"], [results["direct"]["accuracy"], results["worked"]["accuracy"]],
             color=["tab:blue", "tab:orange"])
-axes[1].set_ylabel("held-out exact match (300 problems)")
+axes[1].set_ylabel(f"held-out exact match ({len(test_pairs)} problems)")
 axes[1].set_ylim(0, 1)
 fig.suptitle("three-digit addition: answer at once vs. worked column by column")
 plt.show()
@@ -338,8 +343,8 @@ plt.show()
 # The two losses are not comparable as numbers — the worked model's loss averages over many
 # easy trace characters as well as the answer — the held-out exact match is.
 #
-# **Self-consistency and rejection sampling with the worked model.** For 40 held-out problems we
-# sample 5 completions each at temperature 1, measure the per-sample accuracy $\hat p$, and compare
+# **Self-consistency and rejection sampling with the worked model.** For 30 held-out problems we
+# sample 5 completions each at temperature 0.7, measure the per-sample accuracy $\hat p$, and compare
 # the accuracy of the majority vote with $P_{\text{vote}}(\hat p, 5)$. The formula assumes
 # independent samples and a single wrong answer; real problems differ in difficulty (some are
 # always right, some never) and wrong answers scatter, so the two need not agree — the numbers
@@ -347,32 +352,36 @@ plt.show()
 # trace among the 5 draws: the kept set is the fine-tuning data a next round would train on.
 
 # %%
-N_PROBLEMS, N_SAMPLES = 40, 5
+N_PROBLEMS, N_SAMPLES, TEMPERATURE = 30, 5, 0.7
 model = results["worked"]["model"]
 gen = torch.Generator().manual_seed(1)
 problems = test_pairs[:N_PROBLEMS]
 prompts = [f"{a}+{b}={THINK_OPEN}" for a, b in problems for _ in range(N_SAMPLES)]
-samples = complete(model, prompts, results["worked"]["length"] - PROMPT + 4, temperature=1.0, gen=gen)
-per_sample, vote_right, kept = [], [], 0
+samples = complete(model, prompts, results["worked"]["length"] - PROMPT + 4, temperature=TEMPERATURE, gen=gen)
+per_sample, vote_right, kept, distinct = [], [], 0, []
 for i, (a, b) in enumerate(problems):
     mine = samples[i * N_SAMPLES:(i + 1) * N_SAMPLES]
     per_sample += [verifiable_reward(c, a + b) == CORRECT_REWARD for c in mine]
-    vote_right.append(majority_vote([extract_answer(c.split(THINK_CLOSE)[-1]) for c in mine]) == str(a + b))
+    answers = [extract_answer(c.split(THINK_CLOSE)[-1]) for c in mine]
+    distinct.append(len(set(answers)))
+    vote_right.append(majority_vote(answers) == str(a + b))
     pool = iter(mine)
     traces, tries = rejection_sample(lambda prompt: next(pool), f"{a}+{b}=", a + b, 1, N_SAMPLES)
     kept += len(traces)
 p_hat = sum(per_sample) / len(per_sample)
 vote_acc = sum(vote_right) / len(vote_right)
-print(f"temperature 1, {N_PROBLEMS} problems × {N_SAMPLES} samples: per-sample accuracy p̂ = {p_hat:.3f}; "
+print(f"temperature {TEMPERATURE}, {N_PROBLEMS} problems × {N_SAMPLES} samples: per-sample accuracy p̂ = {p_hat:.3f}; "
       f"majority of 5 = {vote_acc:.3f}; formula P_vote(p̂, 5) = {majority_accuracy(p_hat, 5):.3f}")
+print(f"distinct answers among the {N_SAMPLES} samples of a problem: {sum(distinct) / len(distinct):.2f} on average "
+      f"(the formula's setting has at most 2)")
 print(f"rejection sampling kept a verified trace for {kept} of {N_PROBLEMS} problems")
 print(f"greedy accuracy of the same model on these {N_PROBLEMS} problems: "
       f"{sum(verifiable_reward(c, a + b) == 1.0 for c, (a, b) in zip(results['worked']['completions'], problems)) / N_PROBLEMS:.3f}")
 print(f"experiment time: {time.perf_counter() - started_all:.1f} s")
 
 # %% [markdown]
-# Read the numbers: the exact match of the two models on the same 300 held-out problems (the
-# printed lines above), how the sampled accuracy at temperature 1 compares with the greedy one,
+# Read the numbers: the exact match of the two models on the same 200 held-out problems (the
+# printed lines above), how the sampled accuracy at temperature 0.7 compares with the greedy one,
 # whether the vote of 5 samples lands above or below the single sample, and how close the
 # binomial formula comes to the measured vote. With this little training the numbers move from
 # seed to seed; exercise 3 asks for more seeds.
