@@ -383,8 +383,8 @@ print(f"experiment time: {time.perf_counter() - started_all:.1f} s")
 # Read the numbers: the exact match of the two models on the same 200 held-out problems (the
 # printed lines above), how the sampled accuracy at temperature 0.7 compares with the greedy one,
 # whether the vote of 5 samples lands above or below the single sample, and how close the
-# binomial formula comes to the measured vote. With this little training the numbers move from
-# seed to seed; exercise 3 asks for more seeds.
+# binomial formula comes to the measured vote. One seeded run is one sample of each number:
+# exercise 3 asks how much they move with the seed.
 #
 # ## 5. Summary
 #
