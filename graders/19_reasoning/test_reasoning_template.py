@@ -109,6 +109,10 @@ def test_thinking_loss_values_and_reference(impl):
                         if w > 0 else torch.tensor(float("nan"))})
         check.close(out, O.weighted_ce(logits, targets, thinking, answer, w), unit="thinking_loss", kind="loss",
                     case=case + f"; thinking_weight={w}", what="the loss (oracle: log-softmax written out)")
+        x = logits.clone().requires_grad_(True)
+        impl.thinking_loss(x, targets, thinking, answer, w).backward()
+        check.close(x.grad, ref[f"grad_{i}"], unit="thinking_loss", kind="gradient",
+                    case=case + f"; thinking_weight={w}", what="the gradient w.r.t. the logits on the reference batch")
     # by hand: two positions, uniform logits over V = 4: CE = log 4 everywhere, so the loss is log 4
     flat = torch.zeros(2, 4, dtype=torch.float64)
     out = impl.thinking_loss(flat, torch.tensor([1, 3]), torch.tensor([True, False]), torch.tensor([False, True]), 0.3)
