@@ -9,6 +9,7 @@ be unlucky with the stated seed.
 
 from __future__ import annotations
 
+import math
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -150,8 +151,6 @@ def bounded_mean(values, expected: float, low: float, high: float, *, unit: str,
     that this is `rate`). mistakes: {name: the mean that mistake has}; a failure names the
     first whose mean lies within t of the observed one. Returns t."""
     __tracebackhide__ = True
-    import math
-
     import torch
 
     _check_rate(rate)
