@@ -89,9 +89,9 @@ def test_hidden_matches_oracle_and_gradients(impl, seed, lead, widths, dtype):
 
     check.close(module(s, t), oracle(s, t, W, b), unit="HiddenDistillLoss.forward", case=case, kind="loss",
                 what="the loss (compared with F.mse_loss(F.linear(s, W, b), t))",
-                mistakes={"summed instead of averaged": ((F.linear(s, W, b) - t) ** 2).sum(),
-                          "averaged over positions only (summed over features)":
-                              ((F.linear(s, W, b) - t) ** 2).sum(-1).mean()})
+                mistakes={"averaged over positions only (summed over features)":
+                              ((F.linear(s, W, b) - t) ** 2).sum(-1).mean(),
+                          "summed instead of averaged": ((F.linear(s, W, b) - t) ** 2).sum()})
 
     # gradients w.r.t. the student's states (the oracle detaches the teacher: its gradient is not compared) ...
     module.double()
