@@ -170,4 +170,8 @@ VARIANTS = [
                 seq[:, T0 + i] = teacher(seq[:, :T0 + i])[0][:, -1].argmax(dim=-1)"""),
 ]
 
-EQUIVALENT: dict[str, str] = {}
+EQUIVALENT: dict[str, str] = {
+    "distill.py: `-` -> `` in `seq = torch.cat([seq, logits.argmax(dim=-1, keepdim=True)], dim=1)`":
+        "logits is the 2-D (B, V) row of the last position of every sequence, so argmax over dim=1 is "
+        "argmax over dim=-1",
+}

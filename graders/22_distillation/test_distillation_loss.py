@@ -322,9 +322,16 @@ def test_sparse_kd_zero_probabilities_detached_and_raises(impl):
     check.that(bool(torch.isfinite(s_leaf.grad).all()), "sparse_kd_loss", "the gradient is not finite", case=case)
     check.that(p_leaf.grad is None or bool((p_leaf.grad == 0).all()), "sparse_kd_loss",
                "a gradient reached teacher_probs: the teacher is a constant (detach it)", case=case)
+    # more positions than classes (8 > V = 3) with k = 2 ≤ V: a valid call
+    s_long = tensors.randn((8, 3), 82, torch.float64)
+    p_long, idx_long = O.topk_oracle(tensors.randn((8, 3), 83, torch.float64), 2, 1.5)
+    check.close(impl.sparse_kd_loss(s_long, p_long, idx_long, 1.5), O.sparse_oracle(s_long, p_long, idx_long, 1.5),
+                unit="sparse_kd_loss", kind="loss", what="the loss for 8 positions over V = 3 classes with k = 2",
+                case=check.describe(student_logits=s_long, teacher_probs=p_long, teacher_indices=idx_long, T=1.5))
     bad = ((s, p, idx[:, :1], 1.0, "teacher_probs and teacher_indices differ in shape"),
            (s, p[:2], idx[:2], 1.0, "the leading shape is not student_logits.shape[:-1]"),
            (s[:, :1], p, idx.clamp(max=0), 1.0, "k = 2 > V = 1"),
+           (s[:1, :1], p[:1], idx[:1].clamp(max=0), 1.0, "k = 2 > V = 1 (one position)"),
            (s, p, idx, 0.0, "T = 0"), (s, p, idx, -1.0, "T < 0"))
     for a, b, c, T, why in bad:
         check.expect_raises(ValueError, impl.sparse_kd_loss, a, b, c, T, unit="sparse_kd_loss",

@@ -120,6 +120,14 @@ def test_hidden_teacher_detached_and_raises(impl):
     check.that(s.grad is not None, "HiddenDistillLoss.forward", "no gradient reaches student_hidden", case=case)
     check.that(t.grad is None or bool((t.grad == 0).all()), "HiddenDistillLoss.forward",
                "a gradient reached teacher_hidden: the teacher is a constant (detach it)", case=case)
+    narrow = impl.HiddenDistillLoss(1, 1).double()                        # widths of 1 are allowed
+    with torch.no_grad():
+        narrow.proj.weight.fill_(2.0)
+        narrow.proj.bias.fill_(-1.0)
+    one_s, one_t = torch.tensor([[1.0], [3.0]], dtype=torch.float64), torch.tensor([[0.0], [4.0]], dtype=torch.float64)
+    check.close(narrow(one_s, one_t), torch.tensor(1.0, dtype=torch.float64), unit="HiddenDistillLoss",
+                case="HiddenDistillLoss(1, 1), weight 2, bias −1; student [[1], [3]], teacher [[0], [4]]", kind="loss",
+                what="the loss with d_student = d_teacher = 1 (by hand ((2 − 1 − 0)² + (6 − 1 − 4)²) / 2 = 1)")
     for args, why in (((0, 4), "d_student < 1"), ((3, 0), "d_teacher < 1")):
         check.expect_raises(ValueError, impl.HiddenDistillLoss, *args, unit="HiddenDistillLoss",
                             case=f"HiddenDistillLoss{args}", why=why)
