@@ -86,8 +86,7 @@ def test_soft_targets_temperature_limits_and_raises(impl):
     check.that(all(a < b for a, b in zip(entropies, entropies[1:])), "soft_targets",
                "the entropy of softmax(logits / T) must grow with T (a higher temperature flattens)",
                f"entropies at T = 0.5, 1, 2, 4, 8: {[round(e, 4) for e in entropies]}", case=case)
-    for T, x, why in ((0.0, logits, "T = 0"), (-1.0, logits, "T < 0"), (float("nan"), logits, "T is NaN"),
-                      (1.0, torch.tensor(2.0), "0-d logits")):
+    for T, x, why in ((0.0, logits, "T = 0"), (-1.0, logits, "T < 0"), (1.0, torch.tensor(2.0), "0-d logits")):
         check.expect_raises(ValueError, impl.soft_targets, x, T, unit="soft_targets",
                             case=check.describe(logits=x, T=T), why=why)
 
