@@ -49,9 +49,10 @@ def test_soft_targets_by_hand_and_reference(impl):
 @pytest.mark.points(2)
 @examples(8)
 @given(seed=seeds(), shape=st.sampled_from([(5,), (1, 1), (3, 4), (2, 3, 6)]),
-       T=st.sampled_from([0.25, 1.0, 3.0, 10]), dtype=st.sampled_from([torch.float32, torch.float64]))
+       T=st.sampled_from([0.5, 1.0, 3.0, 10]), dtype=st.sampled_from([torch.float32, torch.float64]))
 def test_soft_targets_matches_oracle_and_gradients(impl, seed, shape, T, dtype):
-    logits = tensors.randn(shape, seed, dtype, scale=3.0)
+    # logits / T stay below about 20, so float32 formulations that round differently agree to ~1e-6
+    logits = tensors.randn(shape, seed, dtype, scale=2.0)
     case = check.describe(logits=logits, T=T)
 
     def oracle(x):
