@@ -79,7 +79,7 @@ MUTANTS = [
            message="bins averaged without their weights"),
     Mutant("ECE: signed gaps", F,
            find="return (acc_sum - conf_sum).abs().sum() / c.shape[0]",
-           replace="return (acc_sum - conf_sum).sum().abs() / c.shape[0]", message="signed gaps"),
+           replace="return (acc_sum - conf_sum).sum().abs() / c.shape[0]", message="signed gaps summed"),
     Mutant("ECE: confidence 1 in a bin of its own", F,
            find="bins = (c.detach() * n_bins).floor().long().clamp(max=n_bins - 1)",
            replace="bins = (c.detach() * (n_bins - 1)).round().long()"),
@@ -113,7 +113,7 @@ MUTANTS = [
     Mutant("Bradley–Terry: the penalty left out of the gradient", F,
            find="grad = diff.t() @ (s - p) - l2 * theta", replace="grad = diff.t() @ (s - p)"),
     Mutant("Bradley–Terry: one gradient step instead of the optimum", F,
-           find="    for _ in range(100):\n        p = torch.sigmoid", replace="    for _ in range(1):\n        p = torch.sigmoid"),
+           find="for _ in range(100):", replace="for _ in range(1):"),
 
     # ---- contamination
     Mutant("contamination: n-grams across document boundaries", F,

@@ -196,7 +196,8 @@ def test_ece_by_hand_reference_and_raises(impl):
                 what="ECE (by hand: 0.01 + 0.07 + 0.02 = 0.1)",
                 mistakes={"bins averaged without their weights n_b / N": torch.tensor((0.05 + 0.175 + 0.05) / 3,
                                                                                        dtype=torch.float64),
-                          "signed gaps (no absolute value)": torch.tensor(0.05, dtype=torch.float64)})
+                          "signed gaps summed before the absolute value (|accuracy − mean confidence| overall)":
+                          torch.tensor(0.08, dtype=torch.float64)})
     ref = reference.load(O.TOPIC, "calibration")
     for n_bins in (10, 7):
         check.close(impl.expected_calibration_error(ref["confidences"], ref["correct"], n_bins), ref[f"ece_{n_bins}"],
