@@ -126,7 +126,7 @@
 #   common, precision 1, recall 2/3, $F_1 = 2 \cdot 1 \cdot \tfrac23 / (1 + \tfrac23) = 0.8$.
 
 # %%
-import math as _math
+import math
 
 ends, targets_by_hand = [4, 6, 8, 10], []
 done_h = 0
@@ -134,8 +134,8 @@ for e in ends:
     targets_by_hand.append(list(range(done_h + 1, e + 1)))
     done_h = e
 print("windows read", [(max(0, e - 4), e) for e in ends], "and score", targets_by_hand)
-print("perplexity", _math.exp(_math.log(2)), " bits per byte", 4 / len("héll".encode()))
-print("pass@2 with n=5, c=2:", 1 - _math.comb(3, 2) / _math.comb(5, 2), " biased:", 1 - (1 - 2 / 5) ** 2)
+print("perplexity", math.exp(math.log(2)), " bits per byte", 4 / len("héll".encode()))
+print("pass@2 with n=5, c=2:", 1 - math.comb(3, 2) / math.comb(5, 2), " biased:", 1 - (1 - 2 / 5) ** 2)
 print("ECE", round(0.2 * 0.05 + 0.4 * abs(0.5 - 0.325) + 0.4 * abs(1 - 0.95), 4))
 print("Elo after one win", 1000 + 32 * (1 - 0.5), 1000 - 32 * (1 - 0.5))
 print("F1", 2 * 1 * (2 / 3) / (1 + 2 / 3))
@@ -182,7 +182,7 @@ print("perplexity:", perplexity(uniform_demo, ids_demo, 4, 2), "(by hand: 4)")
 #| include: evaluation.py::bits_per_byte
 
 # %%
-print("4 bits over 'héll':", bits_per_byte(torch.full((4,), _math.log(2)), "héll").item(), "(by hand 0.8)")
+print("4 bits over 'héll':", bits_per_byte(torch.full((4,), math.log(2)), "héll").item(), "(by hand 0.8)")
 
 # %%
 #| grade: test_bits_per_byte_by_hand_gradients_and_raises
@@ -372,7 +372,7 @@ ppl_ci = {}
 for name in models:
     blocks = nll16[name].view(64, 32).mean(dim=1)                     # (64,) mean NLL per block
     lo, hi = bootstrap_ci(blocks, 2000, 0.1, seed=0)
-    ppl_ci[name] = (_math.exp(lo), _math.exp(hi))
+    ppl_ci[name] = (math.exp(lo), math.exp(hi))
     bpb = bits_per_byte(nll16[name], text_eval[1:]).item()
     print(f"{name:>12} | " + " ".join(f"{p:>10.3f}" for p in ppl[name]) +
           f" | {bpb:>9.3f} | [{ppl_ci[name][0]:.3f}, {ppl_ci[name][1]:.3f}]")
@@ -489,7 +489,7 @@ for q in range(len(questions)):
             question_of.append(q)
 games_t, scores_t = torch.tensor(games_list), torch.tensor(scores_list, dtype=torch.float64)
 question_of = torch.tensor(question_of)
-ELO = 400 / _math.log(10)
+ELO = 400 / math.log(10)
 bt = bradley_terry(games_t, scores_t, len(names)) * ELO
 bt_reversed = bradley_terry(games_t.flip(0), scores_t.flip(0), len(names)) * ELO
 elo_fwd = elo_ratings(games_t, scores_t, len(names))
@@ -502,7 +502,8 @@ for _ in range(300):
     boot.append(bradley_terry(games_t[rows], scores_t[rows], len(names)) * ELO)
 boot = torch.stack(boot)                                                 # (300, players)
 lo_bt, hi_bt = torch.quantile(boot, 0.05, dim=0), torch.quantile(boot, 0.95, dim=0)
-print(f"{'model':>12} | {'BT (Elo scale)':>14} {'90% interval':>18} | {'BT reversed':>11} | {'Elo':>8} {'Elo reversed':>12}")
+print(f"{'model':>12} | {'BT (Elo scale)':>14} {'90% interval':>18} | {'BT reversed':>11} | "
+      f"{'Elo':>8} {'Elo reversed':>12}")
 for i, name in enumerate(names):
     print(f"{name:>12} | {bt[i].item():>14.1f} [{lo_bt[i].item():>7.1f}, {hi_bt[i].item():>7.1f}] | "
           f"{bt_reversed[i].item():>11.1f} | {elo_fwd[i].item():>8.1f} {elo_rev[i].item():>12.1f}")
@@ -540,7 +541,8 @@ axes[0, 0].set_title("perplexity against the stride")
 axes[0, 0].legend()
 for k_, norm in enumerate((False, True)):
     acc = [mc[name, norm][0] for name in models]
-    err = [[a - mc[name, norm][1][0] for a, name in zip(acc, models)], [mc[name, norm][1][1] - a for a, name in zip(acc, models)]]
+    err = [[a - mc[name, norm][1][0] for a, name in zip(acc, models)],
+           [mc[name, norm][1][1] - a for a, name in zip(acc, models)]]
     axes[0, 1].errorbar([i + 0.15 * (2 * k_ - 1) for i in range(len(models))], acc, yerr=err, fmt="o", capsize=4,
                         label="per token" if norm else "total log-likelihood")
 axes[0, 1].axhline(0.25, color="grey", ls=":", label="chance")
@@ -556,7 +558,6 @@ axes[1, 0].set_xlabel("k")
 axes[1, 0].set_ylabel("pass@k (n = 20)")
 axes[1, 0].set_title("pass@k for the next word")
 axes[1, 0].legend(fontsize=7)
-edges = torch.linspace(0, 1, 11)
 for name, (conf, right) in cal.items():
     bins = (conf * 10).floor().long().clamp(max=9)
     xs, ys = [], []
@@ -585,9 +586,11 @@ def claim(text, holds):
 
 
 llamas = ("tiny_llama", "draft_llama")
-claim("stride 32 gives both LLaMAs a lower perplexity than stride 64 (at stride 64 the first targets of each window have almost no context)",
+claim("stride 32 gives both LLaMAs a lower perplexity than stride 64 "
+      "(at stride 64 the first targets of each window have almost no context)",
       all(ppl[n][1] < ppl[n][0] for n in llamas))
-claim("below stride 32 the LLaMAs' perplexities change by less than 1 % (33 characters of context do about as well as 57 here)",
+claim("below stride 32 the LLaMAs' perplexities change by less than 1 % "
+      "(33 characters of context do about as well as 57 here)",
       all(abs(p / ppl[n][1] - 1) < 0.01 for n in llamas for p in ppl[n][2:]))
 claim("the count-based models do not depend on the stride (their context is at most one character)",
       all(max(ppl[n]) - min(ppl[n]) < 1e-6 for n in ("bigram", "unigram")))

@@ -180,4 +180,34 @@ VARIANTS = [
             hess[j, i] -= w"""),
 ]
 
-EQUIVALENT: dict[str, str] = {}
+EQUIVALENT: dict[str, str] = {
+    "evaluation.py: `2` -> `1` in `if ids.dim() != 1 or ids.shape[0] < 2:`":
+        "the only newly admitted input is N = 1: it has no target, the loop never runs and torch.cat([]) raises "
+        "ValueError, the exception the docstring promises",
+    "evaluation.py: `1` -> `0` in `if window < 1 or not 1 <= stride <= window:`":
+        "window = 0 is still rejected by the second condition: no stride satisfies 1 ≤ stride ≤ 0",
+    "evaluation.py: `-` -> `` in `logp = F.log_softmax(logits[done - start:], dim=-1)`":
+        "the sliced logits are 2-D (rows, V), so log_softmax over dim=1 is over dim=-1",
+    "evaluation.py: `-` -> `` (#2) in `logp = F.log_softmax(model(seq[:-1][None])[0][0], dim=-1)`":
+        "the logits of the one row are 2-D (C + L − 1, V), so log_softmax over dim=1 is over dim=-1",
+    "evaluation.py: `or` -> `and` in `if not pred or not gold:`":
+        "when exactly one token list is empty the Counter intersection is empty, common = 0 and the F1 is 0.0, "
+        "which is what the explicit branch returns",
+    "evaluation.py: `100` -> `101` in `for _ in range(100):`":
+        "Newton's method stops by its break in fewer than 30 steps on every input (the bound is a safety net)",
+    "evaluation.py: `100` -> `99` in `for _ in range(100):`":
+        "Newton's method stops by its break in fewer than 30 steps on every input (the bound is a safety net)",
+    "evaluation.py: `<` -> `<=` in `if step.abs().max() < 1e-13:`":
+        "a step of exactly 1e-13 does not occur; at that point the iterate is converged either way",
+    "evaluation.py: `1e-13` -> `2e-13` in `if step.abs().max() < 1e-13:`":
+        "Newton converges quadratically: after a step below 2e-13 the next one is at rounding level, so stopping one "
+        "step earlier changes θ by less than 1e-12, far inside the 1e-8 gradient tolerance of the docstring",
+    "evaluation.py: `break` -> `continue` in `break`":
+        "after convergence the remaining Newton steps are at rounding level (below 1e-13), so running all 100 "
+        "iterations returns the same θ within 1e-12; only slower",
+    "evaluation.py: `-` -> `+` in `seen = {tuple(doc[i:i + n]) for doc in train_docs for i in range(len(doc) - n + 1)}`":
+        "the extra windows past a document's end are tuples shorter than n, which never equal an example's "
+        "n-gram (always exactly n long), so no score changes",
+    "evaluation.py: `1` -> `2` in `seen = {tuple(doc[i:i + n]) for doc in train_docs for i in range(len(doc) - n + 1)}`":
+        "the one extra window is a tuple of n − 1 tokens, which never equals an example's n-gram (exactly n long)",
+}

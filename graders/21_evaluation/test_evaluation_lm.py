@@ -155,11 +155,13 @@ def test_token_nlls_edge_cases_and_raises(impl):
                 unit="perplexity", kind="loss", case=check.describe(ids=ids, model="uniform over V = 7"),
                 what="perplexity of a uniform model (by hand: exp(log 7) = 7)")
     ids = _ids(10, 0)
-    bad = ((ids[None], 4, 2, "ids must be 1-D"), (ids[:1], 4, 2, "N = 1: no target"),
+    table_model = O.TableLM(tensors.randn((11, 11), 4))                 # accepts idx of any shape: only the unit raises
+    bad = ((ids[None], 4, 2, "ids must be 1-D"), (ids.view(2, 5), 4, 2, "ids must be 1-D, not (2, 5)"),
+           (ids[:1], 4, 2, "N = 1: no target"),
            (ids, 0, 1, "window < 1"), (ids, 4, 0, "stride < 1"), (ids, 4, 5, "stride > window"))
     for x, window, stride, why in bad:
         for fn, unit in ((impl.token_nlls, "token_nlls"), (impl.perplexity, "perplexity")):
-            check.expect_raises(ValueError, fn, model, x, window, stride, unit=unit,
+            check.expect_raises(ValueError, fn, table_model, x, window, stride, unit=unit,
                                 case=check.describe(ids=x, window=window, stride=stride), why=why)
 
 
@@ -320,6 +322,9 @@ def test_multiple_choice_matches_bigram_oracle_and_raises(impl):
                     case=check.describe(questions=12, choices=4, length_normalize=norm, model="bigram table"),
                     what="(accuracy, predictions) against the bigram log-likelihoods computed by hand")
     ctx = torch.tensor([1])
+    single = [(ctx, [torch.tensor([2, 3])], 0)]
+    check.equal(impl.multiple_choice_accuracy(model, single), (1.0, [0]), unit="multiple_choice_accuracy",
+                case="one question with a single choice (answer 0)", what="(accuracy, predictions)")
     for qs, why in (([], "no questions"), ([(ctx, [], 0)], "a question without choices")):
         check.expect_raises(ValueError, impl.multiple_choice_accuracy, model, qs, unit="multiple_choice_accuracy",
                             case=check.describe(questions=qs), why=why)
