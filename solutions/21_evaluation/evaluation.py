@@ -229,7 +229,7 @@ def expected_calibration_error(confidences: torch.Tensor, correct: torch.Tensor,
     ECE = Σ_b (n_b / N) · |acc_b − conf_b| over the non-empty bins, with n_b the bin's count,
     acc_b its fraction correct and conf_b its mean confidence.
     Returns a 0-d float64 tensor, differentiable with respect to confidences (the bins are
-    held fixed).
+    held fixed; the derivative of |acc_b − conf_b| where that gap is exactly 0 is not specified).
     Raises ValueError when the shapes differ or are not (N,) with N ≥ 1, n_bins < 1, or a
     confidence is outside [0, 1].
     """
