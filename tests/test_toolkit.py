@@ -55,6 +55,17 @@ def test_randomize_parameters_draws_every_parameter_from_the_seed():
     assert abs(float(a.weight.detach().mean()) - 1) < 1 and not torch.equal(a.bias, torch.zeros(4))
 
 
+def test_random_llama_is_seeded_in_eval_mode_with_norm_gains_around_one():
+    config = dict(vocab_size=7, block_size=8, n_layer=1, n_head=2, n_kv_head=1, d_model=8)
+    a, b = tensors.random_llama(config, 5, torch.float64), tensors.random_llama(config, 5, torch.float64)
+    assert not a.training and a.lm_head.weight.dtype == torch.float64
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    gains = [p for name, p in a.named_parameters() if tensors.is_norm_weight(name)]
+    assert gains and all(abs(float(g.detach().mean()) - 1) < 0.5 for g in gains)
+    assert abs(float(a.lm_head.weight.detach().mean())) < 0.5
+    assert not torch.equal(tensors.random_llama(config, 6).lm_head.weight.double(), a.lm_head.weight)
+
+
 def test_causal_passes_a_causal_function_and_names_a_peek_at_the_future():
     x = tensors.randn((2, 5, 3), 0)
     properties.causal(lambda t: t.cumsum(dim=1), x, unit="cumsum")

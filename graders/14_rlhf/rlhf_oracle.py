@@ -19,22 +19,16 @@ import math
 
 import torch
 
-from llmlab.lib.llama import LlamaConfig, TinyLlama
+from llmlab.lib.llama import TinyLlama
 from llmlab.testing import tensors
 
 TOPIC = "14_rlhf"
 CONFIG = dict(vocab_size=11, block_size=10, n_layer=1, n_head=2, n_kv_head=1, d_model=16)
 
 
-def is_norm_weight(name: str) -> bool:
-    return name.endswith("norm.weight")
-
-
 def tiny_llama(seed: int, dtype: torch.dtype = torch.float32, **overrides) -> TinyLlama:
     """The given TinyLlama of CONFIG (changed by `overrides`), every parameter drawn fresh."""
-    model = TinyLlama(LlamaConfig(**{**CONFIG, **overrides}))
-    tensors.randomize_parameters(model, seed, 0.5, around_one=is_norm_weight)
-    return model.to(dtype).eval()
+    return tensors.random_llama({**CONFIG, **overrides}, seed, dtype)
 
 
 def right_padded(lengths: list[int], T: int, seed: int, vocab: int = CONFIG["vocab_size"], pad: int = 0):

@@ -25,22 +25,16 @@ import itertools
 import torch
 from torch import nn
 
-from llmlab.lib.llama import LlamaConfig, TinyLlama
+from llmlab.lib.llama import TinyLlama
 from llmlab.testing import tensors
 
 TOPIC = "17_speculative"
 CONFIG = dict(vocab_size=9, block_size=32, n_layer=1, n_head=2, n_kv_head=1, d_model=16)
 
 
-def is_norm_weight(name: str) -> bool:
-    return name.endswith("norm.weight")
-
-
 def tiny_llama(seed: int, dtype: torch.dtype = torch.float32, scale: float = 0.5, **overrides) -> TinyLlama:
     """The given TinyLlama of CONFIG (changed by `overrides`), every parameter drawn fresh."""
-    model = TinyLlama(LlamaConfig(**{**CONFIG, **overrides}))
-    tensors.randomize_parameters(model, seed, scale, around_one=is_norm_weight)
-    return model.to(dtype).eval()
+    return tensors.random_llama({**CONFIG, **overrides}, seed, dtype, scale)
 
 
 class TableLM(nn.Module):

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llmlab.lib.llama import LlamaConfig, TinyLlama
+from llmlab.lib.llama import TinyLlama
 from llmlab.testing import tensors
 
 TOPIC = "22_distillation"
@@ -115,15 +115,9 @@ def sparse_oracle(student_logits, teacher_probs, teacher_indices, T=1.0):
 
 # ---------------------------------------------------------------- models for sequence distillation
 
-def is_norm_weight(name: str) -> bool:
-    return name.endswith("norm.weight")
-
-
 def tiny_llama(seed: int, dtype: torch.dtype = torch.float32, scale: float = 0.5, **overrides) -> TinyLlama:
     """The given TinyLlama of CONFIG (changed by `overrides`), every parameter drawn fresh."""
-    model = TinyLlama(LlamaConfig(**{**CONFIG, **overrides}))
-    tensors.randomize_parameters(model, seed, scale, around_one=is_norm_weight)
-    return model.to(dtype).eval()
+    return tensors.random_llama({**CONFIG, **overrides}, seed, dtype, scale)
 
 
 class TableLM(nn.Module):

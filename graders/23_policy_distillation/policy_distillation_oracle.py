@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llmlab.lib.llama import LlamaConfig, TinyLlama
+from llmlab.lib.llama import TinyLlama
 from llmlab.testing import tensors
 
 TOPIC = "23_policy_distillation"
@@ -55,15 +55,9 @@ class TableLM(nn.Module):
         return logits, None
 
 
-def is_norm_weight(name: str) -> bool:
-    return name.endswith("norm.weight")
-
-
 def tiny_llama(seed: int, dtype: torch.dtype = torch.float64, scale: float = 0.5, **overrides) -> TinyLlama:
     """The given TinyLlama of CONFIG (changed by `overrides`), every parameter drawn fresh."""
-    model = TinyLlama(LlamaConfig(**{**CONFIG, **overrides}))
-    tensors.randomize_parameters(model, seed, scale, around_one=is_norm_weight)
-    return model.to(dtype).eval()
+    return tensors.random_llama({**CONFIG, **overrides}, seed, dtype, scale)
 
 
 class RecordingOptimizer:

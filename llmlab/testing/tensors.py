@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from llmlab.lib.llama import LlamaConfig, TinyLlama
+
 
 def generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
@@ -50,3 +52,17 @@ def randomize_parameters(module: nn.Module, seed: int, scale: float = 0.5,
             noise = scale * torch.randn(param.shape, generator=gen, dtype=torch.float64).to(param.dtype)
             param.copy_(1.0 + noise if around_one(name) else noise)
     return module
+
+
+def is_norm_weight(name: str) -> bool:
+    """A norm's gain (a parameter named "...norm.weight"): drawn around one, not zero."""
+    return name.endswith("norm.weight")
+
+
+def random_llama(config: dict, seed: int, dtype: torch.dtype = torch.float32, scale: float = 0.5) -> TinyLlama:
+    """The given TinyLlama of `config` (the fields of `llmlab.lib.llama.LlamaConfig`) with every
+    parameter drawn fresh by `randomize_parameters` (norm gains around one), in `dtype`, in
+    eval mode: a model whose every weight matters, for graders that need one."""
+    model = TinyLlama(LlamaConfig(**config))
+    randomize_parameters(model, seed, scale, around_one=is_norm_weight)
+    return model.to(dtype).eval()
