@@ -1,6 +1,8 @@
 """The grader toolkit (llmlab.testing): every helper fails when it should, with a message
 that names the unit and the input, and passes correct code."""
 
+import collections
+
 import pytest
 import torch
 from hypothesis import given
@@ -55,15 +57,16 @@ def test_randomize_parameters_draws_every_parameter_from_the_seed():
     assert abs(float(a.weight.detach().mean()) - 1) < 1 and not torch.equal(a.bias, torch.zeros(4))
 
 
-def test_random_llama_is_seeded_in_eval_mode_with_norm_gains_around_one():
-    config = dict(vocab_size=7, block_size=8, n_layer=1, n_head=2, n_kv_head=1, d_model=8)
-    a, b = tensors.random_llama(config, 5, torch.float64), tensors.random_llama(config, 5, torch.float64)
-    assert not a.training and a.lm_head.weight.dtype == torch.float64
+def test_random_model_is_seeded_in_eval_mode_with_norm_gains_around_one():
+    def model():
+        return torch.nn.Sequential(collections.OrderedDict(norm=torch.nn.LayerNorm(8), head=torch.nn.Linear(8, 8)))
+
+    a, b = tensors.random_model(model(), 5, torch.float64), tensors.random_model(model(), 5, torch.float64)
+    assert not a.training and a.head.weight.dtype == torch.float64
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
-    gains = [p for name, p in a.named_parameters() if tensors.is_norm_weight(name)]
-    assert gains and all(abs(float(g.detach().mean()) - 1) < 0.5 for g in gains)
-    assert abs(float(a.lm_head.weight.detach().mean())) < 0.5
-    assert not torch.equal(tensors.random_llama(config, 6).lm_head.weight.double(), a.lm_head.weight)
+    assert tensors.is_norm_weight("norm.weight") and not tensors.is_norm_weight("head.weight")
+    assert abs(float(a.norm.weight.detach().mean()) - 1) < 0.5 and abs(float(a.head.weight.detach().mean())) < 0.5
+    assert not torch.equal(tensors.random_model(model(), 6).head.weight.double(), a.head.weight)
 
 
 def test_causal_passes_a_causal_function_and_names_a_peek_at_the_future():

@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from llmlab.lib.llama import TinyLlama
+from llmlab.lib.llama import LlamaConfig, TinyLlama
 from llmlab.testing import tensors
 
 TOPIC = "14_rlhf"
@@ -28,7 +28,7 @@ CONFIG = dict(vocab_size=11, block_size=10, n_layer=1, n_head=2, n_kv_head=1, d_
 
 def tiny_llama(seed: int, dtype: torch.dtype = torch.float32, **overrides) -> TinyLlama:
     """The given TinyLlama of CONFIG (changed by `overrides`), every parameter drawn fresh."""
-    return tensors.random_llama({**CONFIG, **overrides}, seed, dtype)
+    return tensors.random_model(TinyLlama(LlamaConfig(**{**CONFIG, **overrides})), seed, dtype)
 
 
 def right_padded(lengths: list[int], T: int, seed: int, vocab: int = CONFIG["vocab_size"], pad: int = 0):

@@ -25,7 +25,7 @@ import itertools
 import torch
 from torch import nn
 
-from llmlab.lib.llama import TinyLlama
+from llmlab.lib.llama import LlamaConfig, TinyLlama
 from llmlab.testing import tensors
 
 TOPIC = "17_speculative"
@@ -34,7 +34,7 @@ CONFIG = dict(vocab_size=9, block_size=32, n_layer=1, n_head=2, n_kv_head=1, d_m
 
 def tiny_llama(seed: int, dtype: torch.dtype = torch.float32, scale: float = 0.5, **overrides) -> TinyLlama:
     """The given TinyLlama of CONFIG (changed by `overrides`), every parameter drawn fresh."""
-    return tensors.random_llama({**CONFIG, **overrides}, seed, dtype, scale)
+    return tensors.random_model(TinyLlama(LlamaConfig(**{**CONFIG, **overrides})), seed, dtype, scale)
 
 
 class TableLM(nn.Module):

@@ -19,7 +19,7 @@ import math
 import torch
 from torch import nn
 
-from llmlab.lib.llama import TinyLlama
+from llmlab.lib.llama import LlamaConfig, TinyLlama
 from llmlab.testing import tensors
 
 TOPIC = "18_long_context"
@@ -28,7 +28,7 @@ CONFIG = dict(vocab_size=11, block_size=48, n_layer=1, n_head=2, n_kv_head=1, d_
 
 def tiny_llama(seed: int, dtype: torch.dtype = torch.float32, scale: float = 0.5, **overrides) -> TinyLlama:
     """The given TinyLlama of CONFIG (changed by `overrides`), every parameter drawn fresh."""
-    return tensors.random_llama({**CONFIG, **overrides}, seed, dtype, scale)
+    return tensors.random_model(TinyLlama(LlamaConfig(**{**CONFIG, **overrides})), seed, dtype, scale)
 
 
 def inv_freq_from_wavelengths(wavelengths, dtype=torch.float64) -> torch.Tensor:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llmlab.lib.llama import TinyLlama
+from llmlab.lib.llama import LlamaConfig, TinyLlama
 from llmlab.testing import tensors
 
 TOPIC = "21_evaluation"
@@ -33,7 +33,7 @@ CONFIG = dict(vocab_size=11, block_size=32, n_layer=1, n_head=2, n_kv_head=1, d_
 
 def tiny_llama(seed: int, dtype: torch.dtype = torch.float64, scale: float = 0.5) -> TinyLlama:
     """The given TinyLlama of CONFIG, every parameter drawn fresh (norm gains around 1)."""
-    return tensors.random_llama(CONFIG, seed, dtype, scale)
+    return tensors.random_model(TinyLlama(LlamaConfig(**CONFIG)), seed, dtype, scale)
 
 
 class TableLM(nn.Module):

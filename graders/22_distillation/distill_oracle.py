@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llmlab.lib.llama import TinyLlama
+from llmlab.lib.llama import LlamaConfig, TinyLlama
 from llmlab.testing import tensors
 
 TOPIC = "22_distillation"
@@ -117,7 +117,7 @@ def sparse_oracle(student_logits, teacher_probs, teacher_indices, T=1.0):
 
 def tiny_llama(seed: int, dtype: torch.dtype = torch.float32, scale: float = 0.5, **overrides) -> TinyLlama:
     """The given TinyLlama of CONFIG (changed by `overrides`), every parameter drawn fresh."""
-    return tensors.random_llama({**CONFIG, **overrides}, seed, dtype, scale)
+    return tensors.random_model(TinyLlama(LlamaConfig(**{**CONFIG, **overrides})), seed, dtype, scale)
 
 
 class TableLM(nn.Module):

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llmlab.lib.llama import TinyLlama
+from llmlab.lib.llama import LlamaConfig, TinyLlama
 from llmlab.testing import tensors
 
 TOPIC = "23_policy_distillation"
@@ -57,7 +57,7 @@ class TableLM(nn.Module):
 
 def tiny_llama(seed: int, dtype: torch.dtype = torch.float64, scale: float = 0.5, **overrides) -> TinyLlama:
     """The given TinyLlama of CONFIG (changed by `overrides`), every parameter drawn fresh."""
-    return tensors.random_llama({**CONFIG, **overrides}, seed, dtype, scale)
+    return tensors.random_model(TinyLlama(LlamaConfig(**{**CONFIG, **overrides})), seed, dtype, scale)
 
 
 class RecordingOptimizer:

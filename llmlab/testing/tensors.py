@@ -6,8 +6,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from llmlab.lib.llama import LlamaConfig, TinyLlama
-
 
 def generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
@@ -59,10 +57,9 @@ def is_norm_weight(name: str) -> bool:
     return name.endswith("norm.weight")
 
 
-def random_llama(config: dict, seed: int, dtype: torch.dtype = torch.float32, scale: float = 0.5) -> TinyLlama:
-    """The given TinyLlama of `config` (the fields of `llmlab.lib.llama.LlamaConfig`) with every
-    parameter drawn fresh by `randomize_parameters` (norm gains around one), in `dtype`, in
-    eval mode: a model whose every weight matters, for graders that need one."""
-    model = TinyLlama(LlamaConfig(**config))
+def random_model(model: nn.Module, seed: int, dtype: torch.dtype = torch.float32, scale: float = 0.5) -> nn.Module:
+    """`model` (e.g. the given TinyLlama) with every parameter drawn fresh by
+    `randomize_parameters` (norm gains around one), in `dtype`, in eval mode: a model whose
+    every weight matters, for graders that need one. Returns the model."""
     randomize_parameters(model, seed, scale, around_one=is_norm_weight)
     return model.to(dtype).eval()
