@@ -13,7 +13,10 @@ Sections (all by default):
   flash        16's tiled flash_attention next to naive attention (the full score matrix), causal,
                at 1024, 2048 and 4096 tokens: peak extra memory (llmlab.lib.memory) and time;
   speculative  17's speculative decoding with the given draft and target checkpoints: target
-               calls per generated token for k = 1, 2, 4, 8, at temperature 1 and 0.
+               calls per generated token for k = 1, 2, 4, 8, at temperature 1 and 0;
+  class        `llmlab grade-class` on --class-n synthetic submissions (solutions, skeletons and
+               catalogued mutants in turn) of the --class-topics: submissions per minute serially
+               with --jobs 2, and on a two-worker local Dask cluster (--scheduler).
 Each section prints its ratios from one run. Numbers are wall-clock on this machine (the CPU, and
 the GPU for the flash section where PyTorch has one); run it on an otherwise idle machine.
 """
@@ -34,7 +37,7 @@ from llmlab.lib import corpus
 from llmlab.lib.llama import LlamaConfig, TinyLlama, load_tiny_llama
 from llmlab.lib.memory import peak_memory
 
-SECTIONS = ("pytest", "grade", "bpe", "kv_cache", "flash", "speculative")
+SECTIONS = ("pytest", "grade", "bpe", "kv_cache", "flash", "speculative", "class")
 
 
 def timed(cmd: list[str]) -> tuple[float, int]:
@@ -149,12 +152,58 @@ def bench_speculative() -> None:
                   f"   tokens per target call {tokens / calls:5.2f}")
 
 
+def synthetic_class(root, selected: list, n: int):
+    """n submissions: the solution, the skeleton and a catalogued mutant of each topic, in turn."""
+    import shutil
+
+    from llmlab.authoring import mutants
+    for i in range(n):
+        folder = root / f"student{i:02d}"
+        for topic in selected:
+            kind = i % 3
+            found, _ = mutants.catalogue(topic)
+            if kind == 0 or (kind == 2 and not found):
+                shutil.copytree(topic.solutions, folder / topic.slug, ignore=shutil.ignore_patterns("__pycache__"))
+            elif kind == 1:
+                shutil.copytree(topic.exercises, folder / topic.slug, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                mutants.apply(topic, found[(i // 3) % len(found)].edits(), folder)
+
+
+def bench_class(names: list[str], n: int) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from llmlab.classroom import run
+    selected = [topics.resolve(name) for name in names]
+    print(f"\nllmlab grade-class: {n} synthetic submissions x {', '.join(t.slug for t in selected)}:")
+    with tempfile.TemporaryDirectory(prefix="llmlab-bench-class-") as tmp:
+        synthetic_class(Path(tmp) / "subs", selected, n)
+        for jobs in (1, 2):
+            start = time.perf_counter()
+            summary = run.grade_class(Path(tmp) / "subs", Path(tmp) / f"out{jobs}", selected, jobs=jobs)
+            seconds = time.perf_counter() - start
+            print(f"  --jobs {jobs}: {seconds:7.1f} s, {60 * n / seconds:6.1f} submissions per minute "
+                  f"({len(summary.graded)} gradings)")
+        from distributed import LocalCluster
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                          silence_logs=50) as cluster:
+            start = time.perf_counter()
+            summary = run.grade_class(Path(tmp) / "subs", Path(tmp) / "out-dask", selected, scheduler=cluster)
+            seconds = time.perf_counter() - start
+        print(f"  Dask, 2 workers: {seconds:5.1f} s, {60 * n / seconds:6.1f} submissions per minute "
+              f"({len(summary.graded)} gradings; the cluster's start not counted)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS, metavar="SECTION",
                         help=f"run only these sections: {', '.join(SECTIONS)}")
     parser.add_argument("--bpe-vocab", type=int, default=2000, help="vocabulary size for the reference trainer")
     parser.add_argument("--naive-vocab", type=int, default=2000, help="largest vocabulary size for both trainers")
+    parser.add_argument("--class-n", type=int, default=20, help="class: synthetic submissions")
+    parser.add_argument("--class-topics", nargs="+", default=["01_tokenizer", "04_attention"],
+                        help="class: the topics each submission holds")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     available = {topic.slug for topic in topics.available()}
@@ -176,6 +225,8 @@ def main() -> int:
         bench_flash(device)
     if "speculative" in args.only and "17_speculative" in available:
         bench_speculative()
+    if "class" in args.only:
+        bench_class(args.class_topics, args.class_n)
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -46,6 +47,48 @@ def cmd_grade(args) -> int:
     grade.print_table(console, report)
     if args.strict and report["score"] < report["max_score"]:
         return 1
+    return 0
+
+
+def cmd_grade_class(args) -> int:
+    from llmlab.book import nbgrade
+    from llmlab.grading import grade
+    from llmlab.classroom import cluster, export, run, store, submissions
+    selected = _topics(args.topics)
+    out = Path(args.out) if args.out else Path(args.submissions).expanduser().resolve().parent / "graded"
+    if args.jobs < 1:
+        console.print("[red]error:[/red] --jobs must be at least 1")
+        return 2
+    try:
+        summary = run.grade_class(Path(args.submissions), out, selected, jobs=args.jobs, time_limit=args.time_limit,
+                                  memory_mb=args.memory_mb, console=None if args.quiet else console,
+                                  scheduler=args.scheduler)
+    except (submissions.SubmissionError, grade.GradeError, cluster.ClusterError, nbgrade.NbgraderError) as exc:
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        console.print(f"interrupted: every result so far is in {out / store.FILE}; run the same command to resume")
+        return 130
+    with store.Store(summary.out) as db:
+        entries = db.entries()
+    files = export.export_all(summary.out, entries, summary.students, summary.topics)
+    console.print(f"{len(summary.students)} submissions x {len(summary.topics)} topics: {len(summary.graded)} graded, "
+                  f"{len(summary.skipped)} unchanged since the last run, {len(summary.missing)} not submitted")
+    console.print(f"scores: {files['scores']}; gradebook: {files['gradebook']}; feedback: {files['feedback']}/; "
+                  f"Gradescope results: {files['gradescope']}/; what the class got wrong: {files['report']}; "
+                  f"database: {summary.out / store.FILE}", soft_wrap=True)
+    return 0
+
+
+def cmd_gradescope_zip(args) -> int:
+    from llmlab.classroom import gradescope
+    try:
+        out = gradescope.build(Path(args.out), _topics(args.topics))
+    except gradescope.GradescopeError as exc:
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        return 2
+    console.print(f"Gradescope autograder written to {out}: upload it as the assignment's autograder "
+                  f"(it holds the hidden tests; never give it to students)", soft_wrap=True)
     return 0
 
 
@@ -238,6 +281,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="topics graded at the same time, each in its own process (default 1)")
     p.set_defaults(func=cmd_grade)
 
+    p = sub.add_parser(
+        "grade-class", help="instructors: grade a class's submissions in parallel, resumably, and export the scores",
+        description="Grade every submission in SUBMISSIONS (one entry per student: a folder holding NN_topic/ "
+                    "folders of code or submitted NN_topic.ipynb notebooks, or a .zip of one), each submission x "
+                    "topic in its own guarded process (notebooks by nbgrader). Results go to "
+                    "an SQLite database in OUT as they arrive: run the same command again to resume an interrupted "
+                    "run; only new or changed topic folders are graded again. Writes OUT/scores.csv, "
+                    "OUT/gradebook.csv, OUT/feedback/<student>.md, OUT/gradescope/<student>/results.json and "
+                    "OUT/class_report.md (per topic and unit, how many students made each named mistake).")
+    p.add_argument("submissions", metavar="SUBMISSIONS", help="folder with one entry per student")
+    p.add_argument("topics", nargs="*", help="topics to grade, e.g. 04_attention or 4 (default: all)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: graded/ next to SUBMISSIONS)")
+    p.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2),
+                   help="submission x topic gradings at the same time (default: half the cores)")
+    p.add_argument("--time-limit", type=float, default=300, help="seconds per submission x topic (default 300)")
+    p.add_argument("--memory-mb", type=int, default=6144, help="memory limit per grading process in MB (default 6144)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="run the gradings on this Dask distributed scheduler "
+                                                          "(e.g. tcp://host:8786; workers on the same course checkout)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_grade_class)
+
+    p = sub.add_parser("gradescope-zip", help="instructors: a Gradescope autograder zip (the same graders, hidden "
+                                              "tests included, offline)")
+    p.add_argument("out", metavar="OUT.zip")
+    p.add_argument("topics", nargs="*", help="topics it grades (default: all)")
+    p.set_defaults(func=cmd_gradescope_zip)
+
     p = sub.add_parser("sync", help="regenerate exercises/ from solutions/ (maintainers)")
     p.add_argument("topics", nargs="*")
     p.add_argument("--check", action="store_true", help="fail if exercises/ differs from what solutions/ generates")
@@ -297,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-MAINTAINER_ONLY = {"sync", "fixtures", "mutants", "mutate", "contract", "release", "book"}
+MAINTAINER_ONLY = {"grade-class", "gradescope-zip", "sync", "fixtures", "mutants", "mutate", "contract", "release", "book"}
 NOTEBOOK_MAINTAINER_ONLY = {"build", "execute", "release", "autograde"}
 
 

@@ -89,6 +89,19 @@ def generate(impl):
     return {"double": {"x": x, "y": impl.double(x)}, "info": {"n": 5}}
 '''
 
+TOY_CHAPTER = '''# %% [markdown]
+# # A toy chapter
+
+# %%
+#| include: toy.py
+
+# %%
+#| grade: test_double_values test_double_reference
+
+# %%
+#| grade: test_counter test_double_negative
+'''
+
 
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,3 +134,10 @@ def synced_course(course):
     for topic in topics.available():
         fixtures.write(topic)
     return course
+
+
+@pytest.fixture
+def chapter_course(synced_course):
+    (synced_course / "notebooks").mkdir()
+    (synced_course / "notebooks/01_toy.py").write_text(TOY_CHAPTER)
+    return synced_course

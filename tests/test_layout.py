@@ -6,7 +6,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "llmlab"
 
 # Lower numbers sit lower; a module may import its own subpackage or a strictly lower layer.
-LAYERS = {"course": 0, "lib": 1, "testing": 1, "grading": 2, "authoring": 3, "student": 3, "book": 4, "cli": 5}
+LAYERS = {"course": 0, "lib": 1, "testing": 1, "grading": 2, "authoring": 3, "student": 3, "book": 4, "classroom": 5, "cli": 6}
 
 
 def _layer_of(package: Path, path: Path) -> str:

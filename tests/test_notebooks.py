@@ -10,27 +10,6 @@ from llmlab.cli import main
 
 pytestmark = pytest.mark.timeout(600)  # nbgrader and Jupyter kernels
 
-TOY_CHAPTER = '''# %% [markdown]
-# # A toy chapter
-
-# %%
-#| include: toy.py
-
-# %%
-#| grade: test_double_values test_double_reference
-
-# %%
-#| grade: test_counter test_double_negative
-'''
-
-
-@pytest.fixture
-def chapter_course(synced_course):
-    (synced_course / "notebooks").mkdir()
-    (synced_course / "notebooks/01_toy.py").write_text(TOY_CHAPTER)
-    return synced_course
-
-
 def test_execute_says_where_it_wrote_and_the_reader_sees_no_markers(chapter_course, capfd):
     assert main(["notebooks", "build"]) == 0
     assert main(["notebooks", "execute"]) == 0

@@ -71,6 +71,9 @@ def _write_bundle(out: Path, root: Path, selected: list[topics.Topic]) -> None:
         if (root / name).exists():
             shutil.copy2(root / name, out / name)
     shutil.copy2(package / "data" / "STUDENT_README.md", out / "README.md")
+    from llmlab.grading import github_classroom as github  # GitHub Classroom: public graders, points per topic
+    (out / github.WORKFLOW).parent.mkdir(parents=True, exist_ok=True)
+    (out / github.WORKFLOW).write_text(github.workflow([t.slug for t in selected]))
     for topic in selected:
         record = {}
         for path, text in sync.expected_files(topic).items():

@@ -47,11 +47,15 @@ def _env(threads: int | None = None) -> dict:
     return env
 
 
-def _course(tmp: Path, source: Path, timeout: int) -> Path:
+def _course(tmp: Path, source: Path, timeout: int, slug: str | None = None, kernel: Path | None = None) -> Path:
+    """An nbgrader course folder in `tmp`: every built assignment, or only `slug`'s."""
     course = tmp / "course"
-    shutil.copytree(source / "source", course / "source")
+    if slug is None:
+        shutil.copytree(source / "source", course / "source")
+    else:
+        shutil.copytree(source / "source" / slug, course / "source" / slug)
     (course / "nbgrader_config.py").write_text(CONFIG.format(root=str(course), db=str(tmp / "gradebook.db"),
-                                                             timeout=timeout, kernel=str(tmp / "kernel")))
+                                                             timeout=timeout, kernel=str(kernel or tmp / "kernel")))
     return course
 
 
@@ -198,6 +202,59 @@ def _autograde_group(built: Path, group: list[tuple[str, str, Path]], timeout: i
     for _, name, _ in group:
         costs.record(name, share)
     return reports
+
+
+def autograde_one(built: Path, slug: str, notebook: Path, folder: Path, kernel: Path, time_limit: float,
+                  env: dict[str, str], on_start=None) -> dict:
+    """Grade one submitted notebook of `slug` in an nbgrader course folder of its own under
+    `folder` (replaced), the kernel's local sockets under `kernel`; returns the topic's report
+    entry (the `llmlab grade --json` shape, tests per grade cell). Class grading uses it:
+    `env` reaches nbgrader and the notebook's kernel (the folders the kernel must not touch and
+    its memory cap, applied by the chapter's locked first cell); past `time_limit` seconds the
+    whole nbgrader tree is stopped and the entry's status is "timeout".
+    `on_start(proc)` is called with the nbgrader process once started."""
+    import time
+
+    from nbgrader.api import Gradebook
+
+    from llmlab.grading import limits
+
+    start = time.monotonic()
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    course = _course(folder, built, max(1, int(time_limit)), slug, kernel)
+    _nbgrader(course, "generate_assignment", slug)
+    target = course / "submitted" / "student" / slug / f"{slug}.ipynb"
+    target.parent.mkdir(parents=True)
+    shutil.copy2(notebook, target)
+    with Gradebook("sqlite:///" + str(folder / "gradebook.db")) as gb:
+        gb.update_or_create_student("student")
+    options = limits.popen_options(int(env.get(limits.MEMORY_ENV, 0)) or 6144)
+    options["env"] = {**_env(1), **env, "JUPYTER_RUNTIME_DIR": str(folder / "runtime")}
+    proc = subprocess.Popen([sys.executable, "-m", "nbgrader", "autograde", slug, "--force"], cwd=course,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **options)
+    if on_start:
+        on_start(proc)
+    status, detail = "ok", ""
+    try:
+        output, _ = proc.communicate(timeout=time_limit)
+    except subprocess.TimeoutExpired:
+        limits.kill_tree(proc)
+        output, _ = proc.communicate()
+        status, detail = "timeout", f"stopped after {time_limit:g} s (time limit per notebook)"
+    try:
+        with Gradebook("sqlite:///" + str(folder / "gradebook.db")) as gb:
+            entry = _student_report(gb, "student", {slug: notebook}, course / "autograded" / "student")["topics"][0]
+    except Exception as exc:  # the gradebook itself could not be read: say so, score 0
+        entry = {"topic": slug, "score": 0.0, "max_score": 0.0, "status": "crashed", "detail": str(exc), "tests": []}
+    if status == "ok" and (proc.returncode != 0 or entry["status"] != "ok"):
+        tail = "\n".join(output.decode(errors="replace").strip().splitlines()[-10:])
+        status, detail = "crashed", entry.get("detail") or f"nbgrader autograde failed:\n{tail}"
+    if status != "ok":
+        entry.update(status=status, detail=detail)
+    entry["seconds"] = time.monotonic() - start
+    return entry
 
 
 def cell_messages(notebook: Path) -> dict[str, str]:

@@ -21,19 +21,26 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from llmlab.course import loader, topics
+from llmlab.course import loader, paths, topics
+from llmlab.grading import limits, sandbox
 from llmlab.grading.inprocess import run_tests
-from llmlab.grading.sandbox import Integrity
 
-_WATCH: Integrity | None = None
+_WATCH: sandbox.Integrity | None = None
 # ipykernel installs its own `input` for every cell it runs (to forward input requests).
 KERNEL_MANAGED = frozenset({"builtins.input", "builtins.raw_input"})
 
 
 def watch() -> None:
-    """Snapshot what the graders rely on (the chapter's first cell calls this)."""
+    """Snapshot what the graders rely on (the chapter's first cell calls this). In a kernel
+    that class grading started (`llmlab grade-class`, which names the folders the notebook
+    must not touch), also install the grading child's guards: its memory cap, and no reading
+    other submissions or the results, no writing the graders, no processes, no network."""
     global _WATCH
-    _WATCH = Integrity(ignore=KERNEL_MANAGED)
+    _WATCH = sandbox.Integrity(ignore=KERNEL_MANAGED)  # imports torch, numpy and pytest, before the guards
+    private, allowed = sandbox.private_paths()
+    if private:
+        limits.apply_in_child()
+        sandbox.install_audit_hook(sandbox.protected_paths(paths.root()), private, allowed)
 
 
 def _tampered() -> str | None:

@@ -101,8 +101,10 @@ def _read_records(report_file: Path, key: bytes) -> tuple[dict[str, dict], bool,
 
 
 def run_topic(topic: topics.Topic, folder: Path, tests: list[dict], time_limit: float, memory_mb: int,
-              test_timeout: float = 60) -> dict:
-    """Run one topic's graders in a child process; return the topic's report entry."""
+              test_timeout: float = 60, env: dict[str, str] | None = None, on_start=None) -> dict:
+    """Run one topic's graders in a child process; return the topic's report entry.
+    `env`: extra environment for the child (class grading passes the folders it must not touch);
+    `on_start(proc)`: called with the child once started (class grading stops them on Ctrl-C)."""
     start = time.monotonic()
     key = os.urandom(32)
     with tempfile.TemporaryDirectory(prefix="llmlab-grade-") as tmp:
@@ -113,10 +115,13 @@ def run_topic(topic: topics.Topic, folder: Path, tests: list[dict], time_limit: 
         key_file.write_bytes(key)  # the child reads and deletes it before any student code runs
         options = limits.popen_options(memory_mb)
         options["env"][sandbox.KEY_ENV] = str(key_file)
+        options["env"].update(env or {})
         status, detail = "ok", ""
         proc = subprocess.Popen(cmd, cwd=paths.root(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, **options)
         output = _CappedOutput(proc.stdout)
+        if on_start:
+            on_start(proc)
         try:
             code = proc.wait(timeout=time_limit)
         except subprocess.TimeoutExpired:

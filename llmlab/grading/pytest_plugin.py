@@ -328,7 +328,8 @@ class _GradingGuard:
         limits.apply_in_child()  # memory cap and no core dumps, before any student code
         report = open(target, "w", buffering=1)  # opened before the audit hook forbids it
         guard = cls(report, key, sandbox.Integrity())
-        sandbox.install_audit_hook(sandbox.protected_paths(paths.root()) + [Path(target)])
+        private, allowed = sandbox.private_paths()
+        sandbox.install_audit_hook(sandbox.protected_paths(paths.root()) + [Path(target)], private, allowed)
         return guard
 
     def tampering(self) -> list[str]:

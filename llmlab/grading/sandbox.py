@@ -26,6 +26,11 @@ import sys
 from pathlib import Path
 
 KEY_ENV = "LLMLAB_GRADING_KEY_FILE"  # where the parent left the signing key
+# Class grading (llmlab.classroom): folders the child may neither read nor change
+# (the class's submissions, the output folder with its results database), os.pathsep-separated,
+# and the one folder inside them it may use (its own staged copy of the submission).
+PRIVATE_ENV = "LLMLAB_GRADING_PRIVATE"
+ALLOWED_ENV = "LLMLAB_GRADING_ALLOWED"
 
 _BLOCKED_ALWAYS = {
     "socket.connect": "network access",
@@ -64,23 +69,46 @@ def protected_paths(root: Path) -> list[Path]:
     return [root / "graders", root / "reference", package, root / "conftest.py", root / "pyproject.toml"]
 
 
-def install_audit_hook(protected: list[Path]) -> None:
+def private_paths() -> tuple[list[Path], list[Path]]:
+    """(folders the child may not touch at all, folders inside them it may use), from the
+    environment the class grader set; both empty outside class grading."""
+    def split(name: str) -> list[Path]:
+        return [Path(p) for p in os.environ.pop(name, "").split(os.pathsep) if p]
+    return split(PRIVATE_ENV), split(ALLOWED_ENV)
+
+
+_READ_EVENTS = {"os.listdir": 0, "os.scandir": 0, "glob.glob": 0, "os.chdir": 0}
+
+
+def install_audit_hook(protected: list[Path], private: list[Path] = (), allowed: list[Path] = ()) -> None:
     prefixes = tuple(str(p.resolve()) for p in protected)
+    hidden = tuple(str(p.resolve()) for p in private)
+    usable = tuple(str(p.resolve()) for p in allowed)
     own_pid = os.getpid()
 
-    def inside(path) -> bool:
-        if isinstance(path, int) or path is None:
+    def under(path, roots: tuple[str, ...]) -> bool:
+        if isinstance(path, int) or path is None or not roots:
             return False
         try:
             text = os.fsdecode(path)
         except TypeError:
             return False
         full = os.path.realpath(text)
-        return any(full == p or full.startswith(p + os.sep) for p in prefixes)
+        return any(full == p or full.startswith(p + os.sep) for p in roots)
+
+    def inside(path) -> bool:
+        return under(path, prefixes) or (under(path, hidden) and not under(path, usable))
+
+    def secret(path) -> bool:
+        return under(path, hidden) and not under(path, usable)
 
     def hook(event: str, args: tuple) -> None:
         if event in _BLOCKED_ALWAYS:
             raise Refused(f"{_BLOCKED_ALWAYS[event]} is not allowed while grading ({event})")
+        if hidden and event == "open" and args and secret(args[0]):
+            raise Refused(f"reading {os.fsdecode(args[0])} is not allowed while grading")
+        if hidden and event in _READ_EVENTS and args and secret(args[_READ_EVENTS[event]]):
+            raise Refused(f"looking into {os.fsdecode(args[0])} is not allowed while grading ({event})")
         if event == "open":
             path, mode, flags = (tuple(args) + (None, None, None))[:3]
             writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \
