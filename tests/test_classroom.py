@@ -257,10 +257,16 @@ def test_a_dask_cluster_gives_the_serial_results_even_when_a_worker_dies(synced_
     shutil.copytree(toy.exercises, root / "ben" / "01_toy")
     mutants.apply(toy, [mutants.Edit("toy.py", "return 2 * x", "return x")], root / "cat")
     serial = run.grade_class(root, tmp_path / "serial", topics.available(), jobs=1)
+    out = tmp_path / "dask"  # mallory, graded on the cluster only, tries the results and ann's files
+    ann_file = root / "ann" / "01_toy" / "toy.py"
+    targets = {"db": str(out / store.FILE), "out": str(out), "bob": str(ann_file), "root": str(root)}
+    (root / "mallory" / "01_toy").mkdir(parents=True)
+    (root / "mallory" / "01_toy" / "toy.py").write_text(HOSTILE.format(targets=targets))
+    ann_before = ann_file.read_text()
 
     def shape(out):
         return {s: {t: (e["score"], e["status"], [x["outcome"] for x in e["tests"]]) for t, e in topics_.items()}
-                for s, topics_ in _entries(out).items()}
+                for s, topics_ in _entries(out).items() if s != "mallory"}
 
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   silence_logs=50) as cluster, distributed.Client(cluster) as client:
@@ -274,10 +280,12 @@ def test_a_dask_cluster_gives_the_serial_results_even_when_a_worker_dies(synced_
                 killed.append(client.processing()[busy[0]])
                 os.kill(pids[busy[0]], signal.SIGKILL)
 
-        on_dask = run.grade_class(root, tmp_path / "dask", topics.available(), scheduler=cluster,
-                                  on_result=kill_a_busy_worker)
-    assert killed and sorted(on_dask.graded) == sorted(serial.graded)
-    assert shape(tmp_path / "dask") == shape(tmp_path / "serial")
+        on_dask = run.grade_class(root, out, topics.available(), scheduler=cluster, on_result=kill_a_busy_worker)
+    assert killed and sorted(on_dask.graded) == sorted(serial.graded + [("mallory", "01_toy")])
+    assert shape(out) == shape(tmp_path / "serial")
+    mallory = _entries(out)["mallory"]["01_toy"]  # every attempt refused, or it raises "escaped: ..."
+    assert mallory["score"] == 5.0, [t["message"] for t in mallory["tests"]]
+    assert ann_file.read_text() == ann_before and b"garbage" not in (out / store.FILE).read_bytes()
 
 
 HOSTILE_NOTEBOOK_CELL = '''

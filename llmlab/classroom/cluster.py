@@ -30,8 +30,10 @@ def pack(source: Path) -> dict[str, bytes]:
 
 
 def grade_task(kind: str, files: dict[str, bytes], slug: str, tests: list[dict], graders: str, time_limit: float,
-               memory_mb: int, test_timeout: float) -> dict:
-    """Runs on a worker: unpack one submitted topic folder or notebook privately and grade it."""
+               memory_mb: int, test_timeout: float, private: list[str]) -> dict:
+    """Runs on a worker: unpack one submitted topic folder or notebook privately and grade it.
+    `private`: the submitting machine's SUBMISSIONS and OUT folders, off limits too (a worker
+    may run on that machine)."""
     from llmlab.book import chapters
     from llmlab.course import topics
     from llmlab.classroom import job, submissions
@@ -54,8 +56,8 @@ def grade_task(kind: str, files: dict[str, bytes], slug: str, tests: list[dict],
             built = Path(tmp) / "chapters"
             chapters.build([slug], built)
         source = next(inbox.iterdir()) if kind == job.NOTEBOOK else inbox
-        return job.run(kind, topic, source, tests, Path(tmp) / "work", [tasks], tasks, built, time_limit,
-                       memory_mb, test_timeout)
+        return job.run(kind, topic, source, tests, Path(tmp) / "work", [tasks, *map(Path, private)], tasks, built,
+                       time_limit, memory_mb, test_timeout)
 
 
 def client(address):

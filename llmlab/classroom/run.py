@@ -122,7 +122,7 @@ def _grade(root, out, selected, found, jobs, time_limit, memory_mb, test_timeout
 
         try:
             if dask is not None:
-                _on_cluster(dask, todo, collected, time_limit, memory_mb, test_timeout, store_one)
+                _on_cluster(dask, todo, collected, time_limit, memory_mb, test_timeout, [root, out], store_one)
                 return summary
             pool = ThreadPoolExecutor(max_workers=max(1, jobs))
             try:
@@ -159,8 +159,9 @@ def _build_chapters(out: Path, slugs: set[str]) -> Path | None:
     return built
 
 
-def _on_cluster(client, todo, collected, time_limit, memory_mb, test_timeout, store_one) -> None:
-    """Submit every grading to the Dask cluster; store each result as it comes back."""
+def _on_cluster(client, todo, collected, time_limit, memory_mb, test_timeout, private, store_one) -> None:
+    """Submit every grading to the Dask cluster; store each result as it comes back. `private`:
+    this machine's folders the tasks may not touch (SUBMISSIONS and OUT)."""
     from distributed import as_completed
 
     from llmlab.classroom import cluster
@@ -168,7 +169,8 @@ def _on_cluster(client, todo, collected, time_limit, memory_mb, test_timeout, st
     for sub, topic, kind, source, digest in todo:
         future = client.submit(cluster.grade_task, kind, cluster.pack(source), topic.slug,
                                collected[topic.slug], digest.rpartition(":")[2], time_limit, memory_mb,
-                               test_timeout, pure=False, retries=2, key=f"grade-{sub.student}-{topic.slug}")
+                               test_timeout, [str(p) for p in private], pure=False, retries=2,
+                               key=f"grade-{sub.student}-{topic.slug}")
         futures[future] = (sub, topic, digest)
     try:
         for future in as_completed(list(futures)):
