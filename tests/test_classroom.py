@@ -16,7 +16,7 @@ import pytest
 from llmlab import cli
 from llmlab.authoring import mutants
 from llmlab.course import topics
-from llmlab.classroom import export, gradescope, run, store, submissions
+from llmlab.classroom import export, gradescope, report, run, store, submissions
 
 pytestmark = pytest.mark.timeout(600)  # each result is a grading child process
 
@@ -88,22 +88,52 @@ def test_grade_class_scores_exports_and_resubmission(synced_course, tmp_path):
         assert db.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 5
 
 
-def test_an_interrupted_run_resumes_without_grading_anything_twice(synced_course, tmp_path):
+def _stored(out) -> dict[str, float]:
+    """student -> when its row was written, straight from the database."""
+    if not (out / store.FILE).exists():
+        return {}
+    with sqlite3.connect(out / store.FILE) as db:
+        return dict(db.execute("SELECT student, graded_at FROM results"))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends POSIX signals to the command")
+def test_ctrl_c_and_a_killed_process_resume_without_grading_anything_twice(synced_course, tmp_path):
+    import signal
+    import time
+
     root, out = tmp_path / "submissions", tmp_path / "out"
     toy = topics.resolve("01_toy")
-    for name in ("ann", "ben", "cat"):
+    for name in ("ann", "ben", "cat", "dan"):
         shutil.copytree(toy.solutions if name != "ben" else toy.exercises, root / name / "01_toy")
+    command = [sys.executable, "-c", "import sys; from llmlab.cli import main; sys.exit(main(sys.argv[1:]))",
+               "grade-class", str(root), "--out", str(out), "--jobs", "1", "--quiet"]
 
-    def interrupt(student, topic, entry):
-        raise KeyboardInterrupt  # as Ctrl-C would, after the first stored result
+    def run_until(count: int, sig) -> subprocess.CompletedProcess:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 240
+        while len(_stored(out)) < count and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert proc.poll() is None, "the run ended before it could be interrupted: " + proc.communicate()[0]
+        proc.send_signal(sig)
+        text, _ = proc.communicate(timeout=120)
+        return subprocess.CompletedProcess(command, proc.returncode, text)
 
-    with pytest.raises(KeyboardInterrupt):
-        run.grade_class(root, out, topics.available(), jobs=1, on_result=interrupt)
-    first = _entries(out)
-    assert len(first) == 1
-    resumed = run.grade_class(root, out, topics.available(), jobs=2)
-    assert len(resumed.graded) == 2 and set(resumed.graded).isdisjoint((s, "01_toy") for s in first)
-    assert {s: e["01_toy"]["score"] for s, e in _entries(out).items()} == {"ann": 5.0, "ben": 0.0, "cat": 5.0}
+    stopped = run_until(1, signal.SIGINT)  # Ctrl-C after the first stored result
+    assert stopped.returncode == 130 and "run the same command to resume" in stopped.stdout, stopped.stdout
+    first = _stored(out)
+    assert 1 <= len(first) < 4
+    killed = run_until(len(first) + 1, signal.SIGKILL)  # then a killed process, after one more result
+    assert killed.returncode == -signal.SIGKILL
+    second = _stored(out)
+    assert all(second[s] == first[s] for s in first), "a stored result was graded again"
+    assert len(first) < len(second) < 4
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{4 - len(second)} graded, {len(second)} unchanged" in " ".join(done.stdout.split()), done.stdout
+    final = _stored(out)
+    assert all(final[s] == second[s] for s in second) and len(final) == 4
+    assert {s: e["01_toy"]["score"] for s, e in _entries(out).items()} == {
+        "ann": 5.0, "ben": 0.0, "cat": 5.0, "dan": 5.0}
 
 
 HOSTILE = '''
@@ -173,6 +203,24 @@ def test_a_hostile_submission_cannot_touch_the_others_results(synced_course, tmp
     assert mallory["score"] == 5.0, [t["message"] for t in mallory["tests"]]
     assert b"garbage" not in db_path.read_bytes()
     assert entries["crasher"]["01_toy"]["status"] == "crashed"  # a crash costs only its own topic
+
+
+def test_the_class_report_counts_students_not_failures(tmp_path):
+    """Two students; ann fails two hidden tests and one public test twice over (a notebook cell
+    reporting two tests, each with its named mistake), bob one hidden test."""
+    def test(name, message, hidden=False):
+        return {"id": f"graders/t.py::{name}", "points": 0.0, "max_points": 1.0, "outcome": "failed",
+                "message": message, "hidden": hidden}
+    cell = ("FAIL test_a\n       softmax: values differ\n         known mistake: no max subtracted\n"
+            "FAIL test_b\n       gelu: values differ\n         known mistake: tanh form\n")
+    entries = {"ann": {"04_x": {"status": "ok", "score": 0.0, "max_score": 4.0, "tests": [
+                   test("h1", "x: wrong", True), test("h2", "y: wrong", True), test("cell", cell)]}},
+               "bob": {"04_x": {"status": "ok", "score": 3.0, "max_score": 4.0, "tests": [
+                   test("h1", "NotImplementedError: TODO 04_x: causal_mask", True)]}}}
+    page = report.write(tmp_path / "r.md", entries, ["ann", "bob"], ["04_x"]).read_text()
+    assert "- hidden tests (any): 2 of 2" in page and "- cell: 1 of 2" in page, page
+    assert "- softmax: 1 of 2 no max subtracted" in page and "- gelu: 1 of 2 tanh form" in page, page
+    assert "- causal_mask: 1 of 2" in page.split("Left unimplemented")[1], page
 
 
 def test_unsafe_zips_are_refused(tmp_path):

@@ -52,12 +52,13 @@ def findings(message: str) -> tuple[list[tuple[str, str]], list[str]]:
 
 def analyse(entries: dict[str, dict[str, dict]], students: list[str], slugs: list[str]) -> dict:
     """{slug: {"submitted": n, "mistakes": {(unit, mistake): [students]}, "todo": {unit: [students]},
-    "failed_tests": Counter(test name -> students), "status": Counter(status -> students)}}."""
+    "failed_tests": Counter(test name -> students), "status": Counter(status -> students)}};
+    the hidden tests count together, as one line (a student failing any of them counts once)."""
     out = {}
     for slug in slugs:
         mistakes: dict[tuple[str, str], set[str]] = defaultdict(set)
         todo: dict[str, set[str]] = defaultdict(set)
-        failed: Counter = Counter()
+        failing: dict[str, set[str]] = defaultdict(set)
         status: Counter = Counter()
         submitted = 0
         for student in students:
@@ -70,15 +71,16 @@ def analyse(entries: dict[str, dict[str, dict]], students: list[str], slugs: lis
             for test in entry["tests"]:
                 if test["outcome"] in ("passed", "skipped"):
                     continue
-                name = "hidden test" if test.get("hidden") else test["id"].split("::")[-1]
-                failed[name] += 1
+                name = "hidden tests (any)" if test.get("hidden") else test["id"].split("::")[-1]
+                failing[name].add(student)
                 found_mistakes, found_todo = findings(test["message"] or "")
                 for unit in found_todo:
                     todo[unit].add(student)
                 for unit, mistake in found_mistakes:
                     mistakes[(unit, mistake)].add(student)
         out[slug] = {"submitted": submitted, "mistakes": {k: sorted(v) for k, v in mistakes.items()},
-                     "todo": {k: sorted(v) for k, v in todo.items()}, "failed_tests": failed, "status": status}
+                     "todo": {k: sorted(v) for k, v in todo.items()},
+                     "failed_tests": Counter({k: len(v) for k, v in failing.items()}), "status": status}
     return out
 
 
