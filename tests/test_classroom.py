@@ -136,6 +136,16 @@ def test_ctrl_c_and_a_killed_process_resume_without_grading_anything_twice(synce
         "ann": 5.0, "ben": 0.0, "cat": 5.0, "dan": 5.0}
 
 
+# the toy topic's Counter, as a working submission writes it
+TOY_COUNTER = '''class Counter:
+    def __init__(self):
+        self.n = 0
+
+    def tick(self):
+        self.n += 1
+        return self.n
+'''
+
 HOSTILE = '''
 import os
 from pathlib import Path
@@ -167,14 +177,7 @@ def double(x):
     return 2 * x
 
 
-class Counter:
-    def __init__(self):
-        self.n = 0
-
-    def tick(self):
-        self.n += 1
-        return self.n
-'''
+''' + TOY_COUNTER
 
 
 def test_a_hostile_submission_cannot_touch_the_others_results(synced_course, tmp_path):
@@ -360,14 +363,7 @@ def double(x):
     return x if attempts else 2 * x  # full marks only if every attempt was refused
 
 
-class Counter:
-    def __init__(self):
-        self.n = 0
-
-    def tick(self):
-        self.n += 1
-        return self.n
-'''
+''' + TOY_COUNTER
 
 
 def test_submitted_notebooks_are_graded_by_nbgrader_and_contained(chapter_course, tmp_path):
