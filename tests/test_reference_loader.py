@@ -90,3 +90,15 @@ def test_topic_names_resolve_flexibly(course):
     assert topics.resolve("exercises/01_toy/").slug == "01_toy"
     with pytest.raises(topics.UnknownTopic, match="Available topics: 01_toy"):
         topics.resolve("99_nothing")
+
+
+def test_the_fixtures_check_compares_scalars_within_the_rounding_tolerance():
+    """A 0-d float array regenerated with a last-bit difference (another machine's rounding)
+    is accepted, a real difference is reported, and neither crashes the check."""
+    stored = reference.encode({"u": {"loss": torch.tensor(1.0)}})["u.npz"]
+    rounded = reference.encode({"u": {"loss": torch.tensor(1.0 + 1e-7)}})["u.npz"]
+    wrong = reference.encode({"u": {"loss": torch.tensor(1.5)}})["u.npz"]
+    assert stored != rounded
+    assert fixtures._compare("u.npz", stored, rounded) == []
+    assert fixtures._compare("u.npz", stored, wrong) == ["loss: values differ beyond " + str(
+        fixtures.tolerance(torch.float32, "model"))]
