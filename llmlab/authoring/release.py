@@ -19,6 +19,7 @@ from pathlib import Path
 from llmlab.authoring import sync
 from llmlab.course import paths, topics
 from llmlab.course.loader import digest, write_record
+from llmlab.grading import github_classroom as github  # the bundle's GitHub Classroom workflow
 
 TOP_FILES = ["conftest.py", "pyproject.toml", "Makefile", "install.py", ".gitignore"]
 GRADER_EXCLUDE = ("mutants.py", "fixtures.py")
@@ -71,7 +72,6 @@ def _write_bundle(out: Path, root: Path, selected: list[topics.Topic]) -> None:
         if (root / name).exists():
             shutil.copy2(root / name, out / name)
     shutil.copy2(package / "data" / "STUDENT_README.md", out / "README.md")
-    from llmlab.grading import github_classroom as github  # GitHub Classroom: public graders, points per topic
     (out / github.WORKFLOW).parent.mkdir(parents=True, exist_ok=True)
     (out / github.WORKFLOW).write_text(github.workflow([t.slug for t in selected]))
     for topic in selected:

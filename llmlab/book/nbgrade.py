@@ -205,12 +205,12 @@ def _autograde_group(built: Path, group: list[tuple[str, str, Path]], timeout: i
 
 
 def autograde_one(built: Path, slug: str, notebook: Path, folder: Path, kernel: Path, time_limit: float,
-                  env: dict[str, str], on_start=None) -> dict:
+                  memory_mb: int, env: dict[str, str], on_start=None) -> dict:
     """Grade one submitted notebook of `slug` in an nbgrader course folder of its own under
     `folder` (replaced), the kernel's local sockets under `kernel`; returns the topic's report
     entry (the `llmlab grade --json` shape, tests per grade cell). Class grading uses it:
-    `env` reaches nbgrader and the notebook's kernel (the folders the kernel must not touch and
-    its memory cap, applied by the chapter's locked first cell); past `time_limit` seconds the
+    `env` (the folders the kernel must not touch) and the `memory_mb` cap reach nbgrader and the
+    notebook's kernel, whose locked first cell applies them; past `time_limit` seconds the
     whole nbgrader tree is stopped and the entry's status is "timeout".
     `on_start(proc)` is called with the nbgrader process once started."""
     import time
@@ -230,8 +230,8 @@ def autograde_one(built: Path, slug: str, notebook: Path, folder: Path, kernel: 
     shutil.copy2(notebook, target)
     with Gradebook("sqlite:///" + str(folder / "gradebook.db")) as gb:
         gb.update_or_create_student("student")
-    options = limits.popen_options(int(env.get(limits.MEMORY_ENV, 0)) or 6144)
-    options["env"] = {**_env(1), **env, "JUPYTER_RUNTIME_DIR": str(folder / "runtime")}
+    options = limits.popen_options(memory_mb)
+    options["env"].update(_env(1), **env, JUPYTER_RUNTIME_DIR=str(folder / "runtime"))
     proc = subprocess.Popen([sys.executable, "-m", "nbgrader", "autograde", slug, "--force"], cwd=course,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **options)
     if on_start:

@@ -20,8 +20,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from llmlab.book import nbgrade
 from llmlab.course import topics
-from llmlab.grading import grade, limits, sandbox
+from llmlab.grading import grade, sandbox
 
 FOLDER, NOTEBOOK, MISSING = "folder", "notebook", "missing"
 
@@ -48,10 +49,8 @@ def run(kind: str, topic: topics.Topic, source: Path, tests: list[dict], work: P
            sandbox.ALLOWED_ENV: os.pathsep.join([str(work), str(kernel)])}
     try:
         if kind == NOTEBOOK:
-            from llmlab.book import nbgrade
-            env[limits.MEMORY_ENV] = str(memory_mb)
             entry = nbgrade.autograde_one(built, topic.slug, source, work / "nbgrader", kernel / "k", time_limit,
-                                          env, on_start)
+                                          memory_mb, env, on_start)
             if entry["status"] != "ok":  # a notebook that did not run to the end: every test, 0 points
                 entry = failed_entry(topic, tests, entry["status"], entry.get("detail", ""))
             return entry

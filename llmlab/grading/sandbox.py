@@ -77,7 +77,7 @@ def private_paths() -> tuple[list[Path], list[Path]]:
     return split(PRIVATE_ENV), split(ALLOWED_ENV)
 
 
-_READ_EVENTS = {"os.listdir": 0, "os.scandir": 0, "glob.glob": 0, "os.chdir": 0}
+_READ_EVENTS = {"os.listdir", "os.scandir", "glob.glob", "os.chdir"}  # their first argument is the path
 
 
 def install_audit_hook(protected: list[Path], private: list[Path] = (), allowed: list[Path] = ()) -> None:
@@ -96,18 +96,18 @@ def install_audit_hook(protected: list[Path], private: list[Path] = (), allowed:
         full = os.path.realpath(text)
         return any(full == p or full.startswith(p + os.sep) for p in roots)
 
-    def inside(path) -> bool:
-        return under(path, prefixes) or (under(path, hidden) and not under(path, usable))
-
     def secret(path) -> bool:
         return under(path, hidden) and not under(path, usable)
+
+    def inside(path) -> bool:
+        return under(path, prefixes) or secret(path)
 
     def hook(event: str, args: tuple) -> None:
         if event in _BLOCKED_ALWAYS:
             raise Refused(f"{_BLOCKED_ALWAYS[event]} is not allowed while grading ({event})")
         if hidden and event == "open" and args and secret(args[0]):
             raise Refused(f"reading {os.fsdecode(args[0])} is not allowed while grading")
-        if hidden and event in _READ_EVENTS and args and secret(args[_READ_EVENTS[event]]):
+        if hidden and event in _READ_EVENTS and args and secret(args[0]):
             raise Refused(f"looking into {os.fsdecode(args[0])} is not allowed while grading ({event})")
         if event == "open":
             path, mode, flags = (tuple(args) + (None, None, None))[:3]
